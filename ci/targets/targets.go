@@ -1,0 +1,201 @@
+// Package targets describes where the chatbot runs: each environment (staging,
+// canary, stable) is one entry of data, and a branch maps to at most one of
+// them. Adding an environment is a new entry here, its values file in the chart
+// and its constant in the Dagger module's enum; no other code names one.
+package targets
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Name identifies a target.
+type Name string
+
+// The targets of the production setup.
+const (
+	Staging Name = "staging"
+	Canary  Name = "canary"
+	Stable  Name = "stable"
+)
+
+// Cluster locates a GKE cluster.
+type Cluster struct {
+	Project  string // GCP project that owns the cluster
+	Location string // zone (asia-south1-a) or region (us-east1)
+	Name     string
+}
+
+// Target is one environment the chatbot is deployed to.
+type Target struct {
+	Name Name
+	// Branch deploys this target on push; empty for targets reached only by
+	// promotion.
+	Branch string
+	// Platforms the image is built for, as OCI platform strings.
+	Platforms []string
+	// Image is the repository the image is pushed to, without tag or digest.
+	Image   string
+	Cluster Cluster
+	// Namespace holds the release, its Secrets and its lock.
+	Namespace string
+	// Release is the Helm release name; it is also the Deployment's name and
+	// part of its immutable selector.
+	Release string
+	// ValuesFiles are applied in order on top of the chart's values.yaml; paths
+	// are relative to the chart directory.
+	ValuesFiles []string
+	// Track is the pod's `version` label (the chart's releaseTrack).
+	Track string
+	// PromotesTo names the target that receives this target's image on
+	// promotion; empty when the target is not promoted anywhere.
+	PromotesTo Name
+	// MaxManualReplicas caps manual scaling; zero means no cap beyond the
+	// operator's judgement.
+	MaxManualReplicas int
+}
+
+const (
+	project         = "desivocalprod01"
+	stagingRegistry = "asia-south1-docker.pkg.dev/desivocalprod01/ringg-registry-stage/dv-pipecat"
+	prodRegistry    = "asia-south1-docker.pkg.dev/desivocalprod01/ringg-registry-prod/dv-pipecat"
+	prodCluster     = "desivocal-prod-us-e1-cluster"
+)
+
+// All returns every known target, in deployment order. The result is a fresh
+// copy: callers may modify it.
+func All() []Target {
+	return []Target{
+		{
+			Name:        Staging,
+			Branch:      "dv-stage",
+			Platforms:   []string{"linux/amd64"},
+			Image:       stagingRegistry,
+			Cluster:     Cluster{Project: project, Location: "asia-south1-a", Name: "desivocal-staging-cluster"},
+			Namespace:   "default",
+			Release:     "dv-pipecat",
+			ValuesFiles: []string{"values-stage.yaml"},
+			Track:       "stable",
+		},
+		{
+			Name:              Canary,
+			Branch:            "dv-main",
+			Platforms:         []string{"linux/arm64"},
+			Image:             prodRegistry,
+			Cluster:           Cluster{Project: project, Location: "us-east1", Name: prodCluster},
+			Namespace:         "default",
+			Release:           "dv-pipecat-canary",
+			ValuesFiles:       []string{"values-prod.yaml", "values-canary.yaml"},
+			Track:             "canary",
+			PromotesTo:        Stable,
+			MaxManualReplicas: 5,
+		},
+		{
+			Name:        Stable,
+			Platforms:   []string{"linux/arm64"},
+			Image:       prodRegistry,
+			Cluster:     Cluster{Project: project, Location: "us-east1", Name: prodCluster},
+			Namespace:   "default",
+			Release:     "dv-pipecat",
+			ValuesFiles: []string{"values-prod.yaml"},
+			Track:       "stable",
+		},
+	}
+}
+
+// ErrUnknown is returned for a target name or branch that no target has.
+var ErrUnknown = errors.New("unknown target")
+
+// Get returns the target called name.
+func Get(name Name) (Target, error) {
+	all := All()
+	i := slices.IndexFunc(all, func(t Target) bool { return t.Name == name })
+	if i < 0 {
+		return Target{}, fmt.Errorf("%w %q: use one of %s", ErrUnknown, name, strings.Join(names(all), ", "))
+	}
+	return all[i], nil
+}
+
+// ForBranch returns the target deployed when branch is pushed.
+func ForBranch(branch string) (Target, error) {
+	all := All()
+	i := slices.IndexFunc(all, func(t Target) bool { return t.Branch != "" && t.Branch == branch })
+	if i < 0 {
+		return Target{}, fmt.Errorf("%w: branch %q deploys nothing: known branches are %s", ErrUnknown, branch, strings.Join(Branches(), ", "))
+	}
+	return all[i], nil
+}
+
+// Branches lists the branches that deploy a target, in deployment order.
+func Branches() []string {
+	var bs []string
+	for _, t := range All() {
+		if t.Branch != "" {
+			bs = append(bs, t.Branch)
+		}
+	}
+	return bs
+}
+
+func names(ts []Target) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = string(t.Name)
+	}
+	return out
+}
+
+// Overrides replace parts of a target for another installation of the
+// pipeline (another project, registry, cluster or namespace). Empty fields
+// keep the target's own value.
+type Overrides struct {
+	Project         string
+	Image           string
+	ClusterName     string
+	ClusterLocation string
+	Namespace       string
+}
+
+// With returns t with the non-empty fields of o applied. Project changes only
+// the project of the cluster; the image repository is overridden on its own.
+func (t Target) With(o Overrides) Target {
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&t.Cluster.Project, o.Project)
+	set(&t.Image, o.Image)
+	set(&t.Cluster.Name, o.ClusterName)
+	set(&t.Cluster.Location, o.ClusterLocation)
+	set(&t.Namespace, o.Namespace)
+	t.Platforms = slices.Clone(t.Platforms)
+	t.ValuesFiles = slices.Clone(t.ValuesFiles)
+	return t
+}
+
+// Validate reports every problem with t at once; an override may have made a
+// field empty or malformed.
+func (t Target) Validate() error {
+	var errs []error
+	need := func(field, v string) {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Errorf("target %s: %s is empty: set it or drop the override", t.Name, field))
+		}
+	}
+	need("release", t.Release)
+	need("namespace", t.Namespace)
+	need("image", t.Image)
+	need("cluster project", t.Cluster.Project)
+	need("cluster location", t.Cluster.Location)
+	need("cluster name", t.Cluster.Name)
+	if last := t.Image[strings.LastIndex(t.Image, "/")+1:]; strings.Contains(t.Image, "@") || strings.Contains(last, ":") {
+		errs = append(errs, fmt.Errorf("target %s: image %q must be a repository without tag or digest, e.g. asia-south1-docker.pkg.dev/PROJECT/REPO/IMAGE", t.Name, t.Image))
+	}
+	if len(t.Platforms) == 0 {
+		errs = append(errs, fmt.Errorf("target %s: no platforms", t.Name))
+	}
+	return errors.Join(errs...)
+}
