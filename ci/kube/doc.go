@@ -1,0 +1,2 @@
+// Package kube turns credentials into client-go configs and watches rollouts.
+package kube
