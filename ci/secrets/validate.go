@@ -1,0 +1,429 @@
+package secrets
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// ErrInvalid marks every validation problem Build reports; check it with
+// errors.Is.
+var ErrInvalid = errors.New("invalid secret input")
+
+// Input names used in problems, so a person knows which document to fix.
+const (
+	appEnvInput   = "app secrets JSON"
+	gcpCredsInput = "GCP credentials JSON"
+)
+
+// maxProblems bounds the report so a pasted megabyte of junk does not produce
+// a megabyte of error text.
+const maxProblems = 50
+
+// envName is what a shell and envFrom accept as a variable name. Kubernetes
+// also allows '-' and '.' in Secret keys, but envFrom silently skips keys that
+// are not valid variable names, so such a key would never reach the app.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// credsTypes maps each recognised Google credentials type to the fields Google's
+// client libraries need for it.
+var credsTypes = map[string][]string{
+	"service_account":              {"client_email", "private_key"},
+	"external_account":             {"audience", "subject_token_type", "credential_source"},
+	"authorized_user":              {"client_id", "client_secret", "refresh_token"},
+	"impersonated_service_account": {"service_account_impersonation_url", "source_credentials"},
+}
+
+// Problem is one thing wrong with a secret input. It names the input and the
+// key or field, never a value.
+type Problem struct {
+	Input string // which document: "app secrets JSON" or "GCP credentials JSON"
+	Key   string // offending key or field, when Keyed
+	Keyed bool   // false for problems with the whole document
+	Msg   string // what is wrong and what to do
+}
+
+// Error implements error.
+func (p *Problem) Error() string {
+	if !p.Keyed {
+		return p.Input + ": " + p.Msg
+	}
+	what := "key"
+	if p.Input == gcpCredsInput {
+		what = "field"
+	}
+	return fmt.Sprintf("%s: %s %s: %s", p.Input, what, quoteKey(p.Key), p.Msg)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) hold.
+func (p *Problem) Unwrap() error { return ErrInvalid }
+
+// quoteKey quotes a key for a message, shortening absurdly long ones.
+func quoteKey(k string) string {
+	const max = 80
+	if len(k) <= max {
+		return fmt.Sprintf("%q", k)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(k[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q… (%d bytes)", k[:cut], len(k))
+}
+
+// problems collects Problems for one input, bounded by maxProblems.
+type problems struct {
+	input string
+	list  []error
+	extra int
+}
+
+// key adds a problem with one key or field.
+func (ps *problems) key(key, format string, args ...any) {
+	ps.add(&Problem{Input: ps.input, Key: key, Keyed: true, Msg: fmt.Sprintf(format, args...)})
+}
+
+// doc adds a problem with the whole document.
+func (ps *problems) doc(format string, args ...any) {
+	ps.add(&Problem{Input: ps.input, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (ps *problems) add(p *Problem) {
+	if len(ps.list) >= maxProblems {
+		ps.extra++
+		return
+	}
+	ps.list = append(ps.list, p)
+}
+
+func (ps *problems) errs() []error {
+	if ps.extra > 0 {
+		return append(ps.list, &Problem{Input: ps.input, Msg: fmt.Sprintf("%d more problems not shown; fix the ones above and run again", ps.extra)})
+	}
+	return ps.list
+}
+
+// parseAppEnv validates an app secrets document and returns its variables.
+// It walks the token stream itself because encoding/json silently keeps the
+// last of duplicate keys.
+func parseAppEnv(doc []byte) (map[string][]byte, []error) {
+	ps := &problems{input: appEnvInput}
+	if !checkDocument(ps, doc) || !checkSyntax(ps, doc) {
+		return nil, ps.errs()
+	}
+	// The document is valid JSON from here on, so the decoder cannot fail;
+	// errors are still handled, without detail.
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	tok, err := dec.Token()
+	if err != nil {
+		ps.doc("could not be read as JSON; check quotes and commas")
+		return nil, ps.errs()
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		ps.doc("must be a JSON object of environment variables such as {\"REDIS_URL\": \"redis://…\"}, got %s", tokenKind(tok))
+		return nil, ps.errs()
+	}
+
+	env := map[string][]byte{}
+	seen := map[string]int{}
+	var order []string
+	size := 0
+	for dec.More() {
+		key, raw, err := nextMember(dec)
+		if err != nil {
+			ps.doc("could not be read as JSON; check quotes and commas")
+			return nil, ps.errs()
+		}
+		if seen[key]++; seen[key] == 1 {
+			order = append(order, key)
+		}
+		if !envName.MatchString(key) {
+			ps.key(key, "is not a valid environment variable name (letters, digits and '_', not starting with a digit); envFrom would skip it, so rename it")
+		}
+		switch raw[0] {
+		case '"':
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				ps.key(key, "value is not a valid JSON string; fix its escaping")
+				continue
+			}
+			env[key] = []byte(s)
+			size += len(key) + len(s)
+		case '{':
+			ps.key(key, "value is a nested object; environment variables are flat strings, so flatten it or encode it as a JSON string")
+		case '[':
+			ps.key(key, "value is an array; environment variables are strings, so encode it as one string")
+		case 'n':
+			ps.key(key, "value is null; give a string (\"\" for empty) or remove the key")
+		case 't', 'f':
+			ps.key(key, "value is a boolean; quote it as a string in the exact spelling the app expects (\"true\", \"True\", \"1\"…)")
+		default:
+			ps.key(key, "value is a number; quote it as a string in the exact form the app expects (as text, an exponent and a plain number differ)")
+		}
+	}
+	for _, key := range order {
+		if n := seen[key]; n > 1 {
+			ps.key(key, "appears %d times; keep one (JSON parsers would silently keep the last)", n)
+		}
+	}
+	if len(order) == 0 {
+		ps.doc("is an empty object; give at least one variable, or leave the input unset to keep the deployed Secret")
+	}
+	if size > corev1.MaxSecretSize {
+		ps.doc("holds %d bytes of keys and values, over the Kubernetes Secret limit of %d bytes; move large values elsewhere", size, corev1.MaxSecretSize)
+	}
+	if len(ps.list) > 0 {
+		return nil, ps.errs()
+	}
+	return env, nil
+}
+
+// nextMember reads one key and its raw value from inside an object.
+func nextMember(dec *json.Decoder) (string, json.RawMessage, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", nil, err
+	}
+	key, ok := tok.(string)
+	if !ok {
+		return "", nil, errors.New("object key is not a string")
+	}
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return key, nil, err
+	}
+	return key, raw, nil
+}
+
+// parseCreds validates a Google credentials document; the bytes are kept as
+// given, so the app reads exactly what was provided.
+func parseCreds(doc []byte) []error {
+	ps := &problems{input: gcpCredsInput}
+	if !checkDocument(ps, doc) {
+		return ps.errs()
+	}
+	if len(doc) > corev1.MaxSecretSize-len(credsKey) {
+		ps.doc("is %d bytes, over the Kubernetes Secret limit of %d bytes; check that the right file was given", len(doc), corev1.MaxSecretSize)
+		return ps.errs()
+	}
+	if !checkSyntax(ps, doc) {
+		return ps.errs()
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &fields); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			ps.doc("must be a JSON object (a Google credentials file), got %s", ute.Value)
+		} else {
+			ps.doc("could not be read as a JSON object; check that the right file was given")
+		}
+		return ps.errs()
+	}
+	if fields == nil { // the document was null
+		ps.doc("must be a JSON object (a Google credentials file), got null")
+		return ps.errs()
+	}
+	var typ string
+	raw, ok := fields["type"]
+	switch {
+	case !ok:
+		ps.key("type", "is missing; a Google credentials file has \"type\": one of %s", strings.Join(credsTypeNames(), ", "))
+		return ps.errs()
+	case json.Unmarshal(raw, &typ) != nil:
+		ps.key("type", "is not a string; it must be one of %s", strings.Join(credsTypeNames(), ", "))
+		return ps.errs()
+	}
+	required, ok := credsTypes[typ]
+	if !ok {
+		// The value is not echoed: a mangled paste could put anything here.
+		ps.key("type", "is not a recognised credentials type; it must be one of %s", strings.Join(credsTypeNames(), ", "))
+		return ps.errs()
+	}
+	for _, f := range required {
+		v, ok := fields[f]
+		if !ok {
+			ps.key(f, "is missing, and a %s credentials file needs it; download the file again", typ)
+			continue
+		}
+		if !nonEmpty(v) {
+			ps.key(f, "is empty or null, and a %s credentials file needs it; download the file again", typ)
+		}
+	}
+	return ps.errs()
+}
+
+// checkSyntax reports the first syntax error of a document by position.
+// encoding/json's decoder reports offsets relative to its buffer, but
+// Unmarshal checks the whole input first and reports an absolute offset.
+func checkSyntax(ps *problems, doc []byte) bool {
+	err := json.Unmarshal(doc, new(json.RawMessage))
+	if err == nil {
+		return true
+	}
+	ps.doc("%s", syntaxProblem(doc, err, lastKeyBefore(doc)))
+	return false
+}
+
+// lastKeyBefore returns the last top-level key read before a syntax error,
+// to point a person at the right line; it is a name, never a value.
+func lastKeyBefore(doc []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	last := ""
+	for dec.More() {
+		key, _, err := nextMember(dec)
+		if key != "" {
+			last = key
+		}
+		if err != nil {
+			break
+		}
+	}
+	return last
+}
+
+// checkDocument reports problems that make a document unreadable before any
+// parsing: empty input and invalid UTF-8 (which encoding/json would silently
+// replace, changing the value).
+func checkDocument(ps *problems, doc []byte) bool {
+	if len(bytes.TrimSpace(doc)) == 0 {
+		ps.doc("is empty; give a JSON object, or leave the input unset (not empty) to keep the deployed Secret")
+		return false
+	}
+	if !utf8.Valid(doc) {
+		off := 0
+		for off < len(doc) {
+			r, n := utf8.DecodeRune(doc[off:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			off += n
+		}
+		line, col := position(doc, int64(off))
+		ps.doc("is not valid UTF-8 at line %d, column %d; save it as UTF-8", line, col)
+		return false
+	}
+	return true
+}
+
+// nonEmpty reports whether a raw JSON value carries something: not null, not
+// "", not {} or [].
+func nonEmpty(v json.RawMessage) bool {
+	switch s := string(bytes.TrimSpace(v)); s {
+	case "null", `""`, "{}", "[]":
+		return false
+	default:
+		return true
+	}
+}
+
+// syntaxProblem describes a JSON syntax error by position. encoding/json's
+// messages can quote a character of the input, which may belong to a secret,
+// so the character is removed.
+func syntaxProblem(doc []byte, err error, lastKey string) string {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return "is not valid JSON; check quotes and commas"
+	}
+	off := se.Offset - 1 // the offending byte was the last one read
+	var what, hint string
+	switch msg := se.Error(); {
+	case strings.HasPrefix(msg, "unexpected end"):
+		off = int64(len(doc))
+		what = "ends early (a closing quote, brace or value is missing)"
+	case strings.HasSuffix(msg, "after top-level value"):
+		what = "has unexpected data after the JSON value"
+		hint = "; remove it"
+	default:
+		what = "is not valid JSON (" + redactSyntax(msg) + ")"
+		if strings.HasSuffix(msg, "in string literal") {
+			hint = "; a raw newline, tab or control character inside a string must be escaped (\\n)"
+		}
+	}
+	line, col := position(doc, off)
+	out := fmt.Sprintf("%s at line %d, column %d", what, line, col)
+	if lastKey != "" {
+		out += fmt.Sprintf(" (after key %s)", quoteKey(lastKey))
+	}
+	if hint == "" {
+		hint = "; check quotes and commas"
+	}
+	return out + hint
+}
+
+// redactSyntax drops the quoted character from "invalid character 'x' ..."
+// messages; the remaining text ("looking for beginning of value") is generic.
+func redactSyntax(msg string) string {
+	const prefix = "invalid character "
+	rest, ok := strings.CutPrefix(msg, prefix)
+	if !ok {
+		if strings.ContainsAny(msg, `'"`) {
+			return "syntax error"
+		}
+		return msg
+	}
+	// quoteChar output never contains a space except for the space character
+	// itself, written as ' '.
+	if strings.HasPrefix(rest, "' '") {
+		rest = rest[3:]
+	} else if i := strings.IndexByte(rest, ' '); i >= 0 {
+		rest = rest[i:]
+	} else {
+		rest = ""
+	}
+	return "unexpected character" + rest
+}
+
+// position converts a byte offset into a 1-based line and column (in runes).
+func position(doc []byte, off int64) (line, col int) {
+	if off > int64(len(doc)) {
+		off = int64(len(doc))
+	}
+	if off < 0 {
+		off = 0
+	}
+	before := doc[:off]
+	line = bytes.Count(before, []byte("\n")) + 1
+	start := bytes.LastIndexByte(before, '\n') + 1
+	col = utf8.RuneCount(before[start:]) + 1
+	return line, col
+}
+
+// tokenKind names the JSON type of a top-level token without its content.
+func tokenKind(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '[' {
+			return "an array"
+		}
+		return "an object"
+	case string:
+		return "a string"
+	case float64, json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	default:
+		return "something else"
+	}
+}
+
+func credsTypeNames() []string {
+	names := make([]string, 0, len(credsTypes))
+	for n := range credsTypes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
