@@ -1,0 +1,460 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Sentinels of a failed rollout, inside a *RolloutError.
+var (
+	// ErrRolloutTimeout: the rollout did not complete in time.
+	ErrRolloutTimeout = errors.New("rollout timed out")
+	// ErrRolloutFailed: the rollout cannot complete (a crash loop past the
+	// restart limit, an image that cannot be pulled, a progress deadline).
+	ErrRolloutFailed = errors.New("rollout failed")
+)
+
+// Defaults of RolloutOptions.
+const (
+	DefaultProgressInterval = 10 * time.Second
+	DefaultMaxRestarts      = 3
+	DefaultPullErrorGrace   = 2 * time.Minute
+)
+
+// RolloutOptions say which Deployment to watch and how.
+type RolloutOptions struct {
+	Namespace string
+	Name      string
+	// Timeout bounds the wait; it is required.
+	Timeout time.Duration
+	// Interval is the pace of Progress calls; zero means DefaultProgressInterval.
+	Interval time.Duration
+	// Progress, when set, is called every Interval and once at the end.
+	Progress func(RolloutProgress)
+	// MaxRestarts makes a container of a new pod that restarted this many
+	// times a certain failure; zero means DefaultMaxRestarts.
+	MaxRestarts int32
+	// PullErrorGrace makes an image pull error that lasts this long a certain
+	// failure; zero means DefaultPullErrorGrace.
+	PullErrorGrace time.Duration
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// RolloutProgress counts the pods of a rollout: Ready and Updated are new
+// pods, Desired the Deployment's replicas, Old the pods of older revisions
+// still counted.
+type RolloutProgress struct {
+	Desired   int32         `json:"desired"`
+	Updated   int32         `json:"updated"`
+	Ready     int32         `json:"ready"`
+	Available int32         `json:"available"`
+	Old       int32         `json:"old"`
+	Elapsed   time.Duration `json:"-"` // the verb's result carries the duration
+}
+
+// String reads "3/4 ready, 4/4 updated, 1 old".
+func (p RolloutProgress) String() string {
+	s := fmt.Sprintf("%d/%d ready, %d/%d updated", p.Ready, p.Desired, p.Updated, p.Desired)
+	if p.Old > 0 {
+		s += fmt.Sprintf(", %d old", p.Old)
+	}
+	return s
+}
+
+// PodProblem says why one new pod is not Ready.
+type PodProblem struct {
+	Pod       string `json:"pod"`
+	Container string `json:"container,omitempty"`
+	// Reason is the kubelet's waiting reason (ImagePullBackOff, ErrImagePull,
+	// CrashLoopBackOff, CreateContainerConfigError...), or NotReady,
+	// Unschedulable, Pending, Failed.
+	Reason   string `json:"reason"`
+	Message  string `json:"message,omitempty"`
+	Restarts int32  `json:"restarts,omitempty"`
+}
+
+// String reads "pod p container app: CrashLoopBackOff after 5 restarts (...)".
+func (p PodProblem) String() string {
+	var b strings.Builder
+	b.WriteString("pod " + p.Pod)
+	if p.Container != "" {
+		b.WriteString(" container " + p.Container)
+	}
+	b.WriteString(": " + p.Reason)
+	if p.Restarts > 0 {
+		fmt.Fprintf(&b, " after %d restarts", p.Restarts)
+	}
+	if p.Message != "" {
+		b.WriteString(" (" + p.Message + ")")
+	}
+	return b.String()
+}
+
+// RolloutError says which pods kept a rollout from completing, and why.
+type RolloutError struct {
+	Namespace, Deployment string
+	Progress              RolloutProgress
+	Problems              []PodProblem
+	// Cause is ErrRolloutTimeout, ErrRolloutFailed or the context's error.
+	Cause  error
+	Detail string
+}
+
+// Error names the Deployment, the cause, the counts and every pod problem.
+func (e *RolloutError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "deployment %s in %s: %v after %s with %s", e.Deployment, e.Namespace, e.Cause, e.Progress.Elapsed.Round(time.Second), e.Progress)
+	if e.Detail != "" {
+		b.WriteString(": " + e.Detail)
+	}
+	for _, p := range e.Problems {
+		b.WriteString("; " + p.String())
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *RolloutError) Unwrap() error { return e.Cause }
+
+// pullErrors are waiting reasons of an image that cannot be pulled.
+var pullErrors = []string{"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+// DiagnosePods describes why each pod that is not Ready is not, worst
+// problem first per pod. Ready pods and pods being deleted give nothing.
+func DiagnosePods(pods []*corev1.Pod) []PodProblem {
+	var out []PodProblem
+	for _, pod := range pods {
+		if pod.DeletionTimestamp != nil || podReady(pod) {
+			continue
+		}
+		out = append(out, diagnosePod(pod)...)
+	}
+	slices.SortStableFunc(out, func(a, b PodProblem) int { return strings.Compare(a.Pod, b.Pod) })
+	return out
+}
+
+func diagnosePod(pod *corev1.Pod) []PodProblem {
+	if pod.Status.Phase == corev1.PodFailed {
+		return []PodProblem{{Pod: pod.Name, Reason: "Failed", Message: firstNonEmpty(pod.Status.Message, pod.Status.Reason)}}
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return []PodProblem{{Pod: pod.Name, Reason: "Unschedulable", Message: c.Message}}
+		}
+	}
+	var out []PodProblem
+	statuses := append(slices.Clone(pod.Status.InitContainerStatuses), pod.Status.ContainerStatuses...)
+	for _, cs := range statuses {
+		p := PodProblem{Pod: pod.Name, Container: cs.Name, Restarts: cs.RestartCount}
+		switch {
+		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "" && cs.State.Waiting.Reason != "ContainerCreating" && cs.State.Waiting.Reason != "PodInitializing":
+			p.Reason, p.Message = cs.State.Waiting.Reason, cs.State.Waiting.Message
+			if t := cs.LastTerminationState.Terminated; t != nil && p.Reason == "CrashLoopBackOff" {
+				p.Message = fmt.Sprintf("last exit code %d %s", t.ExitCode, t.Reason)
+			}
+		case cs.State.Terminated != nil:
+			p.Reason = "Terminated"
+			p.Message = fmt.Sprintf("exit code %d %s", cs.State.Terminated.ExitCode, cs.State.Terminated.Reason)
+		case cs.State.Running != nil && !cs.Ready:
+			p.Reason, p.Message = "NotReady", "running, readiness probe not passing"
+		default:
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		msg := string(pod.Status.Phase)
+		if msg == "" {
+			msg = "no status yet"
+		}
+		out = append(out, PodProblem{Pod: pod.Name, Reason: "NotReady", Message: msg})
+	}
+	return out
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// failureRules say when a failing rollout cannot heal any more.
+type failureRules struct {
+	maxRestarts int32
+	pullGrace   time.Duration
+}
+
+// certain returns why problems can no longer heal, or "". pullSince says
+// since when each pod has had an image pull error.
+func (r failureRules) certain(problems []PodProblem, pullSince map[string]time.Time, now time.Time) string {
+	maxRestarts, grace := r.maxRestarts, r.pullGrace
+	for _, p := range problems {
+		if p.Restarts >= maxRestarts {
+			return fmt.Sprintf("pod %s container %s restarted %d times (limit %d)", p.Pod, p.Container, p.Restarts, maxRestarts)
+		}
+		if p.Reason == "InvalidImageName" || p.Reason == "ErrImageNeverPull" {
+			return fmt.Sprintf("pod %s cannot pull its image", p.Pod)
+		}
+		if since, ok := pullSince[p.Pod]; ok && slices.Contains(pullErrors, p.Reason) && now.Sub(since) >= grace {
+			return fmt.Sprintf("pod %s has failed to pull its image for %s", p.Pod, now.Sub(since).Round(time.Second))
+		}
+	}
+	return ""
+}
+
+// rolloutState is what one look at the caches says.
+type rolloutState struct {
+	progress RolloutProgress
+	done     bool
+	problems []PodProblem
+	deadline string // the Deployment's own progress deadline was exceeded
+}
+
+// evaluate is the pure decision over cached objects.
+func evaluate(dep *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod) rolloutState {
+	var st rolloutState
+	desired := int32(1)
+	if dep.Spec.Replicas != nil {
+		desired = *dep.Spec.Replicas
+	}
+	st.progress.Desired = desired
+	st.progress.Updated = dep.Status.UpdatedReplicas
+	st.progress.Available = dep.Status.AvailableReplicas
+	st.progress.Old = max(dep.Status.Replicas-dep.Status.UpdatedReplicas, 0)
+	for _, c := range dep.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			st.deadline = c.Message
+		}
+	}
+	observed := dep.Status.ObservedGeneration >= dep.Generation
+	rev := dep.Annotations["deployment.kubernetes.io/revision"]
+	var hash string
+	for _, rs := range rss {
+		if rev != "" && rs.Annotations["deployment.kubernetes.io/revision"] == rev && metav1.IsControlledBy(rs, dep) {
+			hash = rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+		}
+	}
+	var newPods []*corev1.Pod
+	if observed && hash != "" {
+		for _, p := range pods {
+			if p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == hash && p.DeletionTimestamp == nil {
+				newPods = append(newPods, p)
+				if podReady(p) {
+					st.progress.Ready++
+				}
+			}
+		}
+	}
+	st.problems = DiagnosePods(newPods)
+	st.done = observed &&
+		dep.Status.UpdatedReplicas == desired &&
+		dep.Status.Replicas == desired &&
+		dep.Status.AvailableReplicas >= desired
+	return st
+}
+
+// WatchRollout waits for a Deployment's rollout to complete, watching the
+// Deployment, its ReplicaSets and its pods through informers (which re-list
+// after an API server restart) and deciding on every change. It returns as
+// soon as every replica is updated and available and no old pod is counted,
+// or a *RolloutError naming the pods that failed and why, on timeout or as
+// soon as failure is certain.
+func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOptions) (RolloutProgress, error) {
+	if o.Timeout <= 0 {
+		return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s: timeout %s must be positive", o.Name, o.Timeout)
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultProgressInterval
+	}
+	if o.MaxRestarts <= 0 {
+		o.MaxRestarts = DefaultMaxRestarts
+	}
+	if o.PullErrorGrace <= 0 {
+		o.PullErrorGrace = DefaultPullErrorGrace
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	start := o.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, ErrRolloutTimeout)
+	defer cancel()
+
+	fail := func(st rolloutState, cause error, detail string) (RolloutProgress, error) {
+		st.progress.Elapsed = o.Now().Sub(start)
+		if o.Progress != nil {
+			o.Progress(st.progress)
+		}
+		return st.progress, &RolloutError{Namespace: o.Namespace, Deployment: o.Name, Progress: st.progress, Problems: st.problems, Cause: cause, Detail: detail}
+	}
+
+	dep, err := getDeployment(ctx, client, o)
+	if err != nil {
+		return fail(rolloutState{}, ErrRolloutTimeout, err.Error())
+	}
+	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
+	if err != nil {
+		return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s in %s: selector: %w", o.Name, o.Namespace, err)
+	}
+
+	changed := make(chan struct{}, 1)
+	notify := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke(changed) },
+		UpdateFunc: func(any, any) { poke(changed) },
+		DeleteFunc: func(any) { poke(changed) },
+	}
+	depFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(o.Namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.Name).String()
+		}))
+	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(o.Namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = sel.String() }))
+	depInf := depFactory.Apps().V1().Deployments()
+	rsInf := podFactory.Apps().V1().ReplicaSets()
+	podInf := podFactory.Core().V1().Pods()
+	for _, inf := range []cache.SharedIndexInformer{depInf.Informer(), rsInf.Informer(), podInf.Informer()} {
+		if _, err := inf.AddEventHandler(notify); err != nil {
+			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s: %w", o.Name, err)
+		}
+	}
+	stop := make(chan struct{})
+	defer func() {
+		close(stop)
+		depFactory.Shutdown()
+		podFactory.Shutdown()
+	}()
+	depFactory.Start(stop)
+	podFactory.Start(stop)
+
+	// Look at least every second (a pull error's grace runs out without any
+	// event); report progress every Interval.
+	ticker := time.NewTicker(min(o.Interval, time.Second))
+	defer ticker.Stop()
+	lastReport := o.Now()
+	pullSince := map[string]time.Time{}
+	look := func() rolloutState {
+		d, err := depInf.Lister().Deployments(o.Namespace).Get(o.Name)
+		if err != nil {
+			d = dep // not synced yet or deleted: keep the last known
+		} else {
+			dep = d
+		}
+		rss, _ := rsInf.Lister().ReplicaSets(o.Namespace).List(labels.Everything())
+		pods, _ := podInf.Lister().Pods(o.Namespace).List(labels.Everything())
+		st := evaluate(d, rss, pods)
+		now := o.Now()
+		st.progress.Elapsed = now.Sub(start)
+		seen := map[string]bool{}
+		for _, p := range st.problems {
+			if slices.Contains(pullErrors, p.Reason) {
+				seen[p.Pod] = true
+				if _, ok := pullSince[p.Pod]; !ok {
+					pullSince[p.Pod] = now
+				}
+			}
+		}
+		for pod := range pullSince {
+			if !seen[pod] {
+				delete(pullSince, pod)
+			}
+		}
+		return st
+	}
+	synced := func() bool {
+		return depInf.Informer().HasSynced() && rsInf.Informer().HasSynced() && podInf.Informer().HasSynced()
+	}
+	var st rolloutState
+	for {
+		tick := false
+		select {
+		case <-ctx.Done():
+			if synced() {
+				st = look()
+			}
+			if cause := context.Cause(ctx); errors.Is(cause, ErrRolloutTimeout) {
+				return fail(st, ErrRolloutTimeout, fmt.Sprintf("timeout %s", o.Timeout))
+			}
+			return fail(st, context.Cause(ctx), "")
+		case <-ticker.C:
+			if now := o.Now(); now.Sub(lastReport) >= o.Interval-time.Millisecond {
+				tick, lastReport = true, now
+			}
+		case <-changed:
+		}
+		if synced() {
+			st = look()
+			if st.done {
+				if o.Progress != nil {
+					o.Progress(st.progress)
+				}
+				return st.progress, nil
+			}
+			if st.deadline != "" {
+				return fail(st, ErrRolloutFailed, st.deadline)
+			}
+			if why := (failureRules{o.MaxRestarts, o.PullErrorGrace}).certain(st.problems, pullSince, o.Now()); why != "" {
+				return fail(st, ErrRolloutFailed, why)
+			}
+		}
+		if tick && o.Progress != nil {
+			o.Progress(st.progress)
+		}
+	}
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// getDeployment gets the Deployment, retrying while it does not exist yet or
+// the API server is unreachable, until ctx ends.
+func getDeployment(ctx context.Context, client kubernetes.Interface, o RolloutOptions) (*appsv1.Deployment, error) {
+	for {
+		dep, err := client.AppsV1().Deployments(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		if err == nil {
+			return dep, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			o.Logger.Debug("get deployment, retrying", "deployment", o.Name, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("get deployment %s: %w", o.Name, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

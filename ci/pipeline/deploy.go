@@ -1,0 +1,92 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ringg/ringg-ci/ci/targets"
+)
+
+// DeployInput is what a run passes to deploy (or to plan) a branch.
+type DeployInput struct {
+	// Branch selects the target.
+	Branch    string
+	Overrides targets.Overrides
+	// ChartDir is the chart's directory.
+	ChartDir string
+	// Image is repository@sha256:… or a bare digest in the target's repository.
+	Image string
+	// NewSecrets are the names of the Secret bundle this run applies; nil keeps
+	// the names the release has now.
+	NewSecrets *SecretNames
+	// Timeout overrides the rollout timeout; zero derives it from the rendered
+	// Deployment (see RolloutTimeout).
+	Timeout time.Duration
+	// Holder names this run in the lock (shown to a concurrent run).
+	Holder string
+}
+
+// DeployPlan upgrades (or installs) one target's release. Its values are
+// exactly the chart's values.yaml, ValuesFiles in order, then
+// ComputedValues(Image, names) where names are SecretNames or, when Secrets
+// is SecretsCurrent, those the release has when the deploy runs.
+type DeployPlan struct {
+	Target      targets.Target `json:"target"`
+	ChartDir    string         `json:"chartDir"`
+	ValuesFiles []string       `json:"valuesFiles"`
+	Image       Image          `json:"image"`
+	Secrets     SecretsSource  `json:"secrets"`
+	SecretNames SecretNames    `json:"secretNames"`
+	// Timeout is zero when the rollout math over the rendered Deployment decides.
+	Timeout    time.Duration `json:"timeout"`
+	Holder     string        `json:"holder"`
+	MaxHistory int           `json:"maxHistory"`
+}
+
+// MarshalJSON writes durations as text ("9m30s").
+func (p DeployPlan) MarshalJSON() ([]byte, error) {
+	type plain DeployPlan
+	return marshalWithDurations(plain(p), map[string]time.Duration{"timeout": p.Timeout})
+}
+
+// NewDeploy builds the plan of a deploy, reporting every problem at once.
+func NewDeploy(in DeployInput) (DeployPlan, error) {
+	var errs []error
+	t, err := targets.ForBranch(in.Branch)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		t = t.With(in.Overrides)
+		if err := t.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p := DeployPlan{Target: t, ChartDir: in.ChartDir, ValuesFiles: t.ValuesFiles, Timeout: in.Timeout, MaxHistory: MaxHistory, Secrets: SecretsCurrent}
+	if err := checkChartDir(in.ChartDir); err != nil {
+		errs = append(errs, err)
+	}
+	img, err := ParseImage(in.Image, t.Image)
+	if err != nil {
+		errs = append(errs, err)
+	} else if t.Image != "" && img.Repository != t.Image {
+		errs = append(errs, fmt.Errorf("image %s is not in the repository of target %s (%s): publish to %s or fix the override", img, t.Name, t.Image, t.Image))
+	}
+	p.Image = img
+	if in.NewSecrets != nil {
+		if err := in.NewSecrets.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		p.Secrets, p.SecretNames = SecretsNew, *in.NewSecrets
+	}
+	if err := checkTimeout("timeout", in.Timeout); err != nil {
+		errs = append(errs, err)
+	}
+	if p.Holder, err = checkHolder(in.Holder); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return DeployPlan{}, fmt.Errorf("invalid deploy of branch %q: %w", in.Branch, err)
+	}
+	return p, nil
+}

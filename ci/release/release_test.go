@@ -1,0 +1,240 @@
+package release
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	"gotest.tools/v3/golden"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	hrelease "helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	corev1 "k8s.io/api/core/v1"
+
+	chartpkg "github.com/ringg/ringg-ci/ci/chart"
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
+)
+
+const (
+	chartDir = "../../deploy/chart"
+	digestA  = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB  = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+// TestRolloutOfRenderedChart checks the default timeouts come from the
+// chart as each target renders it.
+func TestRolloutOfRenderedChart(t *testing.T) {
+	ch, err := chartpkg.Load(chartDir)
+	assert.NilError(t, err)
+	tests := []struct {
+		target  targets.Name
+		want    pipeline.Rollout
+		timeout time.Duration
+	}{
+		{targets.Stable, pipeline.Rollout{Replicas: 60, MaxSurge: 1, MaxUnavailable: 15, ReadinessDelay: time.Minute, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}, 13*time.Minute + 30*time.Second},
+		{targets.Canary, pipeline.Rollout{Replicas: 2, MaxSurge: 1, MaxUnavailable: 0, ReadinessDelay: time.Minute, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}, 9*time.Minute + 30*time.Second},
+		{targets.Staging, pipeline.Rollout{Replicas: 1, MaxSurge: 1, MaxUnavailable: 0, ReadinessDelay: time.Minute, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}, 7*time.Minute + 30*time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.target), func(t *testing.T) {
+			tg, err := targets.Get(tc.target)
+			assert.NilError(t, err)
+			vals, err := chartpkg.Values(chartDir, tg.ValuesFiles, pipeline.ComputedValues(pipeline.Image{Repository: tg.Image, Digest: digestA}, pipeline.SecretNames{}))
+			assert.NilError(t, err)
+			m, err := chartpkg.Render(ch, vals, chartpkg.RenderOptions{Release: tg.Release, Namespace: tg.Namespace})
+			assert.NilError(t, err)
+			r, err := rolloutOf(m)
+			assert.NilError(t, err)
+			assert.Equal(t, r.deployment, tg.Release)
+			assert.DeepEqual(t, r.rollout, tc.want)
+			assert.Equal(t, pipeline.RolloutTimeout(r.rollout), tc.timeout)
+		})
+	}
+}
+
+func TestDiffManifests(t *testing.T) {
+	live := `---
+# Source: c/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: app
+          image: repo@` + digestA + `
+          ports:
+            - containerPort: 8765
+---
+# Source: c/templates/secret.yaml
+apiVersion: v1
+kind: Secret
+metadata:
+  name: s
+stringData:
+  token: old-value
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: gone
+`
+	planned := `---
+# Source: c/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: app
+          image: repo@` + digestB + `
+          ports:
+            - containerPort: 8765
+---
+# Source: c/templates/secret.yaml
+apiVersion: v1
+kind: Secret
+metadata:
+  name: s
+stringData:
+  token: new-value
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: new
+`
+	got := diffManifests(live, planned)
+	r := PlanResult{Target: "canary", Release: "web", Namespace: "ns", LiveRevision: 3, LiveStatus: "deployed", Image: "repo@" + digestB, Objects: got, Timeout: time.Minute}
+	golden.Assert(t, r.String(), "plan-update-secret-hidden.golden")
+	assert.Assert(t, r.Changed())
+	for _, o := range got {
+		if o.Kind == "Secret" {
+			assert.Equal(t, o.Change, Update)
+			assert.Equal(t, o.Diff, "", "a Secret's content is never shown")
+		}
+	}
+	same := diffManifests(live, live)
+	assert.Assert(t, !PlanResult{Objects: same}.Changed())
+}
+
+func TestRestarted(t *testing.T) {
+	before := []PodImage{{Pod: "a", Restarts: 0}, {Pod: "b", Restarts: 2}}
+	tests := []struct {
+		name  string
+		after []PodImage
+		want  string
+	}{
+		{"steady", []PodImage{{Pod: "a"}, {Pod: "b", Restarts: 2}}, ""},
+		{"restart", []PodImage{{Pod: "a", Restarts: 1}, {Pod: "b", Restarts: 2}}, "a container of pod a restarted (0 to 1 restarts)"},
+		{"replaced", []PodImage{{Pod: "a"}, {Pod: "c"}}, "pod c appeared (a pod was replaced)"},
+		{"gone", []PodImage{{Pod: "a"}}, "pod b went away"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, restarted(before, tc.after), tc.want) })
+	}
+}
+
+func TestPodDigest(t *testing.T) {
+	pod := func(specImage, imageID, image string) *corev1.Pod {
+		p := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: specImage}}}}
+		if imageID != "" || image != "" {
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", ImageID: imageID, Image: image}}
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want string
+	}{
+		{"runtime image id wins", pod("repo@"+digestA, "docker-pullable://repo@"+digestB, "repo:tag"), digestB},
+		{"config digest id falls back to the spec", pod("repo@"+digestA, digestB, "repo:tag"), digestA},
+		{"not started yet", pod("repo@"+digestA, "", ""), digestA},
+		{"tag only is unknown", pod("repo:v1", "", "repo:v1"), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, podDigest(tc.pod), tc.want) })
+	}
+}
+
+// memoryConfig is a Helm configuration over the memory driver: enough for
+// the code that only reads and writes release records.
+func memoryConfig(t *testing.T, recs ...*hrelease.Release) *action.Configuration {
+	t.Helper()
+	st := storage.Init(driver.NewMemory())
+	for _, r := range recs {
+		assert.NilError(t, st.Create(r))
+	}
+	return &action.Configuration{Releases: st, Log: func(string, ...any) {}}
+}
+
+func rec(version int, status hrelease.Status, digest string) *hrelease.Release {
+	return &hrelease.Release{Name: "web", Namespace: "default", Version: version, Chart: &chart.Chart{Metadata: &chart.Metadata{Name: "c", Version: "1"}},
+		Info:   &hrelease.Info{Status: status},
+		Config: map[string]any{"image": map[string]any{"digest": digest}, "secrets": map[string]any{"appEnv": "app-" + digest[7:10], "gcpCreds": "creds-" + digest[7:10]}}}
+}
+
+func TestRollbackTarget(t *testing.T) {
+	tests := []struct {
+		name     string
+		recs     []*hrelease.Release
+		revision int
+		want     int
+		err      string
+	}{
+		{"previous deployed", []*hrelease.Release{rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusSuperseded, digestA), rec(3, hrelease.StatusDeployed, digestB)}, 0, 2, ""},
+		{"skips failed revisions", []*hrelease.Release{rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusFailed, digestB), rec(3, hrelease.StatusDeployed, digestB)}, 0, 1, ""},
+		{"stuck pending", []*hrelease.Release{rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusPendingUpgrade, digestB)}, 0, 1, ""},
+		{"given revision", []*hrelease.Release{rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusDeployed, digestB)}, 1, 1, ""},
+		{"unknown revision", []*hrelease.Release{rec(1, hrelease.StatusDeployed, digestA)}, 7, 0, "has no revision 7 (kept revisions: [1])"},
+		{"nothing earlier", []*hrelease.Release{rec(1, hrelease.StatusDeployed, digestA)}, 0, 0, "no earlier deployed revision"},
+		{"no history", nil, 0, 0, "has no history"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := rollbackTarget(memoryConfig(t, tc.recs...), "web", tc.revision)
+			if tc.err != "" {
+				assert.ErrorContains(t, err, tc.err)
+				return
+			}
+			assert.NilError(t, err)
+			assert.Equal(t, got.Version, tc.want)
+		})
+	}
+}
+
+func TestRecoverPending(t *testing.T) {
+	cfg := memoryConfig(t, rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusPendingUpgrade, digestB))
+	msg, err := recoverPending(cfg, "web", "run 7", slog.New(slog.DiscardHandler))
+	assert.NilError(t, err)
+	assert.Equal(t, msg, "revision 2 of release web was left pending-upgrade by an interrupted run: marked failed")
+	r, err := cfg.Releases.Get("web", 2)
+	assert.NilError(t, err)
+	assert.Equal(t, r.Info.Status, hrelease.StatusFailed)
+	assert.Equal(t, r.Info.Description, "interrupted while pending-upgrade; marked failed by run 7")
+
+	msg, err = recoverPending(cfg, "web", "run 8", slog.New(slog.DiscardHandler))
+	assert.NilError(t, err)
+	assert.Equal(t, msg, "", "a settled release needs no recovery")
+}
+
+func TestKeptSecretNames(t *testing.T) {
+	other := rec(1, hrelease.StatusDeployed, digestB)
+	other.Name = "web-canary"
+	cfg := memoryConfig(t, rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusDeployed, digestA), other)
+	keep, err := keptSecretNames(cfg)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, keep, map[string]bool{"app-aaa": true, "creds-aaa": true, "app-bbb": true, "creds-bbb": true})
+}

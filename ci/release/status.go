@@ -1,0 +1,159 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
+)
+
+// Statuser reads the state of targets that share a cluster.
+type Statuser struct {
+	Clients Clients
+	Plan    pipeline.StatusPlan
+}
+
+// TargetStatus is one target's release and what its pods run.
+type TargetStatus struct {
+	Target      targets.Name         `json:"target"`
+	Release     string               `json:"release"`
+	Namespace   string               `json:"namespace"`
+	Installed   bool                 `json:"installed"`
+	Revision    int                  `json:"revision,omitempty"`
+	Status      string               `json:"status,omitempty"`
+	Description string               `json:"description,omitempty"`
+	Digest      string               `json:"digest,omitempty"`
+	SecretNames pipeline.SecretNames `json:"secretNames"`
+	// Running are the digests the pods run (one when settled).
+	Running []string   `json:"running,omitempty"`
+	Ready   int        `json:"ready"`
+	Desired int32      `json:"desired"`
+	Pods    []PodImage `json:"pods,omitempty"`
+}
+
+// Promotion compares a promoted target with its destination.
+type Promotion struct {
+	From targets.Name `json:"from"`
+	To   targets.Name `json:"to"`
+	// SameDigest is true when both run exactly one digest, the same one.
+	SameDigest bool `json:"sameDigest"`
+}
+
+// Status is the state of the planned targets.
+type Status struct {
+	Targets    []TargetStatus `json:"targets"`
+	Promotions []Promotion    `json:"promotions,omitempty"`
+}
+
+// String renders the status for a person, one line per target.
+func (s Status) String() string {
+	var b strings.Builder
+	for _, t := range s.Targets {
+		if !t.Installed {
+			fmt.Fprintf(&b, "%-8s release %s in %s: not installed\n", t.Target, t.Release, t.Namespace)
+			continue
+		}
+		fmt.Fprintf(&b, "%-8s release %s in %s: revision %d %s, %d/%d pods ready, image %s (running %s)\n",
+			t.Target, t.Release, t.Namespace, t.Revision, t.Status, t.Ready, t.Desired, shortDigest(t.Digest), shortList(t.Running))
+	}
+	for _, p := range s.Promotions {
+		verdict := "run the same digest"
+		if !p.SameDigest {
+			verdict = "run different digests"
+		}
+		fmt.Fprintf(&b, "%s and %s %s\n", p.From, p.To, verdict)
+	}
+	return b.String()
+}
+
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	if d == "" {
+		return "unknown"
+	}
+	return d
+}
+
+func shortList(ds []string) string {
+	if len(ds) == 0 {
+		return "no pods"
+	}
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = shortDigest(d)
+	}
+	return strings.Join(out, ", ")
+}
+
+// Run reads every planned target. It changes nothing.
+func (s *Statuser) Run(ctx context.Context) (*Status, error) {
+	c, err := s.Clients.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	out := &Status{}
+	for _, t := range s.Plan.Targets {
+		ts, err := targetStatus(ctx, c, t)
+		if err != nil {
+			return out, fmt.Errorf("status of %s (release %s in %s): %w", t.Name, t.Release, t.Namespace, err)
+		}
+		out.Targets = append(out.Targets, ts)
+	}
+	for _, from := range out.Targets {
+		for _, to := range out.Targets {
+			ft := targetOf(s.Plan.Targets, from.Target)
+			if ft.PromotesTo != to.Target {
+				continue
+			}
+			same := len(from.Running) == 1 && len(to.Running) == 1 && from.Running[0] == to.Running[0]
+			out.Promotions = append(out.Promotions, Promotion{From: from.Target, To: to.Target, SameDigest: same})
+		}
+	}
+	return out, nil
+}
+
+func targetOf(ts []targets.Target, n targets.Name) targets.Target {
+	for _, t := range ts {
+		if t.Name == n {
+			return t
+		}
+	}
+	return targets.Target{}
+}
+
+func targetStatus(ctx context.Context, c Clients, t targets.Target) (TargetStatus, error) {
+	ts := TargetStatus{Target: t.Name, Release: t.Release, Namespace: t.Namespace}
+	cfg, err := c.helmConfig(t.Namespace)
+	if err != nil {
+		return ts, err
+	}
+	rel, err := last(cfg, t.Release)
+	if err != nil || rel == nil {
+		return ts, err
+	}
+	ts.Installed = true
+	ts.Revision, ts.Status, ts.Description = rel.Version, string(rel.Info.Status), rel.Info.Description
+	ts.Digest, ts.SecretNames = digestOf(rel), secretNamesOf(rel)
+	w, err := observe(ctx, c.Kube, rel)
+	if err != nil {
+		return ts, err
+	}
+	ts.Pods = w.pods
+	ts.Running = digests(w.pods)
+	for _, p := range w.pods {
+		if p.Ready {
+			ts.Ready++
+		}
+	}
+	if w.deployment != nil {
+		ts.Desired = 1
+		if w.deployment.Spec.Replicas != nil {
+			ts.Desired = *w.deployment.Spec.Replicas
+		}
+	}
+	return ts, nil
+}

@@ -1,0 +1,35 @@
+package release
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	"gotest.tools/v3/golden"
+
+	"github.com/ringg/ringg-ci/ci/kube"
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
+)
+
+func TestStatusText(t *testing.T) {
+	s := Status{
+		Targets: []TargetStatus{
+			{Target: targets.Canary, Release: "dv-pipecat-canary", Namespace: "default", Installed: true, Revision: 7, Status: "deployed", Digest: digestB, Running: []string{digestB}, Ready: 2, Desired: 2},
+			{Target: targets.Stable, Release: "dv-pipecat", Namespace: "default", Installed: true, Revision: 12, Status: "pending-upgrade", Digest: digestA, Running: []string{digestA, digestB}, Ready: 59, Desired: 60},
+			{Target: targets.Staging, Release: "dv-pipecat", Namespace: "staging", Installed: false},
+		},
+		Promotions: []Promotion{{From: targets.Canary, To: targets.Stable, SameDigest: false}},
+	}
+	golden.Assert(t, s.String(), "status-canary-ahead-of-stable.golden")
+}
+
+func TestResultJSON(t *testing.T) {
+	r := Result{Target: targets.Canary, Release: "dv-pipecat-canary", Namespace: "default", Revision: 3, Previous: 2, Status: "deployed",
+		Image: "repo@" + digestA, Digest: digestA, SecretNames: pipeline.SecretNames{AppEnv: "app-1", GCPCreds: "creds-1"},
+		Pods: kube.RolloutProgress{Desired: 2, Updated: 2, Ready: 2, Available: 2, Elapsed: time.Second}, Timeout: 9*time.Minute + 30*time.Second, Duration: 41 * time.Second}
+	b, err := json.MarshalIndent(r, "", "  ")
+	assert.NilError(t, err)
+	golden.Assert(t, string(b)+"\n", "result-deployed.golden")
+}
