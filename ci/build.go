@@ -53,7 +53,7 @@ func publish(ctx context.Context, variants []*dagger.Container, repo, tag string
 		return "", fmt.Errorf("publish %s: no platform to build", repo)
 	}
 	first := variants[0]
-	if auth != nil {
+	if auth != nil && auth.password != nil {
 		first = first.WithRegistryAuth(auth.host, auth.user, auth.password)
 	}
 	ref := repo + ":" + tag

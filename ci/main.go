@@ -17,6 +17,7 @@ import (
 	"github.com/ringg/ringg-ci/ci/chart"
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/release"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
 
@@ -62,7 +63,7 @@ type RinggCi struct {
 	ClusterTlsServerName string
 }
 
-// New configures the module. Credentials given here serve every function:
+// Configure the module. Credentials given here serve every function:
 // in GitHub Actions the OIDC pair, on a laptop an access token or a
 // kubeconfig.
 func New(
@@ -257,4 +258,329 @@ func (m *RinggCi) chartDir(ctx context.Context) (string, func(), error) {
 		return "", nil, fmt.Errorf("export the chart: %w", err)
 	}
 	return dir, cleanup, nil
+}
+
+// Deploy a branch: dv-stage → staging, dv-main → the production canary. Builds and publishes the image (unless --image
+// is given), applies the Secrets from --secrets-json / --creds-json, upgrades the release, waits for every pod and rolls
+// back if the rollout fails. Prints what was deployed where.
+// +cache="never"
+func (m *RinggCi) Deploy(
+	ctx context.Context,
+	// Branch that was pushed: dv-stage or dv-main.
+	branch string,
+	// Commit SHA, used as the image tag.
+	// +optional
+	commit string,
+	// Deploy this already published image (repository@sha256:…) instead of building one.
+	// +optional
+	image string,
+	// Application environment variables as a JSON object of strings, e.g. env://SECRETS_JSON; without it the release keeps its current Secret.
+	// +optional
+	secretsJson *dagger.Secret,
+	// GCP credentials JSON mounted at /app/creds.json, e.g. env://CREDS_JSON; without it the release keeps its current Secret.
+	// +optional
+	credsJson *dagger.Secret,
+	// Show what would change (rendered manifests, server-side dry run, diff) and change nothing.
+	// +optional
+	dryRun bool,
+	// How long to wait for the rollout before rolling back, e.g. 20m (default: computed from replicas, probes and drain).
+	// +optional
+	timeout string,
+	// Who runs this, shown to a concurrent deploy that finds the release locked (default: ringg-ci@<function host>).
+	// +optional
+	holder string,
+) (string, error) {
+	if dryRun {
+		return m.Plan(ctx, branch, image, secretsJson, credsJson)
+	}
+	wait, err := parseDuration("--timeout", timeout)
+	if err != nil {
+		return "", err
+	}
+	target, err := targets.ForBranch(branch)
+	if err != nil {
+		return "", err
+	}
+	bundle, names, err := m.secretBundle(ctx, secretsJson, credsJson, target.With(m.overrides()).Namespace)
+	if err != nil {
+		return "", err
+	}
+	chartDir, cleanup, err := m.chartDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	in := pipeline.DeployInput{
+		Branch: branch, Overrides: m.overrides(), ChartDir: chartDir, Image: image,
+		NewSecrets: names, Timeout: wait, Holder: holderOr(holder),
+	}
+	if image == "" {
+		// Validate everything that can be checked before the slow build and push.
+		in.Image = "sha256:" + strings.Repeat("0", 64)
+	}
+	plan, err := pipeline.NewDeploy(in)
+	if err != nil {
+		return "", err
+	}
+	if image == "" {
+		ref, err := m.publishTarget(ctx, plan.Target, commit)
+		if err != nil {
+			return "", err
+		}
+		in.Image = ref
+		if plan, err = pipeline.NewDeploy(in); err != nil {
+			return "", err
+		}
+	}
+	clients, err := m.clients(ctx, plan.Target)
+	if err != nil {
+		return "", err
+	}
+	res, err := (&release.Deployer{Clients: clients, Plan: plan, Secrets: bundle, Options: progressOptions(clients.Logger)}).Run(ctx)
+	if err != nil {
+		return "", err
+	}
+	return res.Summary(), nil
+}
+
+// Promote the production canary to stable: check that the canary is available, runs one digest and did not restart
+// during the soak, then upgrade stable (60 replicas) to exactly that digest and the canary's Secrets.
+// +cache="never"
+func (m *RinggCi) Promote(
+	ctx context.Context,
+	// Refuse unless the canary runs this digest (sha256:…), e.g. the one a reviewer approved.
+	// +optional
+	expectedDigest string,
+	// How long the canary must run without a container restart, e.g. 2m.
+	// +default="2m"
+	soak string,
+	// Show the gate's findings and the change to stable, and change nothing.
+	// +optional
+	dryRun bool,
+	// How long to wait for stable's rollout before rolling back (default: computed).
+	// +optional
+	timeout string,
+	// Who runs this, shown to a concurrent run that finds the release locked.
+	// +optional
+	holder string,
+) (string, error) {
+	soakFor, err := parseDuration("--soak", soak)
+	if err != nil {
+		return "", err
+	}
+	wait, err := parseDuration("--timeout", timeout)
+	if err != nil {
+		return "", err
+	}
+	chartDir, cleanup, err := m.chartDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	plan, err := pipeline.NewPromote(pipeline.PromoteInput{
+		Overrides: m.overrides(), ChartDir: chartDir, ExpectedDigest: expectedDigest,
+		Soak: soakFor, Timeout: wait, Holder: holderOr(holder), DryRun: dryRun,
+	})
+	if err != nil {
+		return "", err
+	}
+	clients, err := m.clients(ctx, plan.To)
+	if err != nil {
+		return "", err
+	}
+	res, err := (&release.Promoter{Clients: clients, Plan: plan, Options: progressOptions(clients.Logger)}).Run(ctx)
+	if err != nil {
+		return "", err
+	}
+	return res.Summary(), nil
+}
+
+// Roll a target back: stable (or staging) to its previous or a given revision, the canary to the image stable runs.
+// Works when an interrupted run left the release pending.
+// +cache="never"
+func (m *RinggCi) Rollback(
+	ctx context.Context,
+	// Target to roll back.
+	target Target,
+	// Revision to return to (default: the previous one; for the canary: stable's image).
+	// +optional
+	revision int,
+	// How long to wait for the rollout (default: computed).
+	// +optional
+	timeout string,
+	// Who runs this, shown to a concurrent run that finds the release locked.
+	// +optional
+	holder string,
+) (string, error) {
+	wait, err := parseDuration("--timeout", timeout)
+	if err != nil {
+		return "", err
+	}
+	chartDir, cleanup, err := m.chartDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	plan, err := pipeline.NewRollback(pipeline.RollbackInput{
+		Target: target.name(), Overrides: m.overrides(), Revision: revision,
+		ChartDir: chartDir, Timeout: wait, Holder: holderOr(holder),
+	})
+	if err != nil {
+		return "", err
+	}
+	clients, err := m.clients(ctx, plan.Target)
+	if err != nil {
+		return "", err
+	}
+	res, err := (&release.Rollbacker{Clients: clients, Plan: plan, Options: progressOptions(clients.Logger)}).Run(ctx)
+	if err != nil {
+		return "", err
+	}
+	return res.Summary(), nil
+}
+
+// Show each target's release revision and state, the digest it runs, pods ready/total, and whether canary and stable
+// run the same digest.
+// +cache="never"
+func (m *RinggCi) Status(
+	ctx context.Context,
+	// Target to show (default: all of them).
+	// +optional
+	target Target,
+	// Print JSON instead of text.
+	// +optional
+	json bool,
+) (string, error) {
+	// Staging and production live in different clusters: read each cluster's
+	// targets through its own connection.
+	var wanted []targets.Target
+	for _, t := range targets.All() {
+		if target == "" || t.Name == target.name() {
+			wanted = append(wanted, t.With(m.overrides()))
+		}
+	}
+	if len(wanted) == 0 {
+		_, err := targets.Get(target.name())
+		return "", err
+	}
+	st := &release.Status{}
+	for _, group := range byCluster(wanted) {
+		names := make([]targets.Name, len(group))
+		for i, t := range group {
+			names[i] = t.Name
+		}
+		plan, err := pipeline.NewStatus(names, m.overrides())
+		if err != nil {
+			return "", err
+		}
+		clients, err := m.clients(ctx, plan.Targets[0])
+		if err != nil {
+			return "", err
+		}
+		part, err := (&release.Statuser{Clients: clients, Plan: plan}).Run(ctx)
+		if err != nil {
+			return "", err
+		}
+		st.Merge(part)
+	}
+	if json {
+		return st.JSON()
+	}
+	return st.String(), nil
+}
+
+// Plan a deploy of a branch: render the manifests, dry-run them on the live cluster and diff against the live release.
+// Secrets show only as changed or unchanged. Changes nothing.
+// +cache="never"
+func (m *RinggCi) Plan(
+	ctx context.Context,
+	// Branch to plan: dv-stage or dv-main.
+	branch string,
+	// Image (repository@sha256:…) to plan with (default: the digest the release runs now).
+	// +optional
+	image string,
+	// Application environment JSON to compare with the live Secret.
+	// +optional
+	secretsJson *dagger.Secret,
+	// GCP credentials JSON to compare with the live Secret.
+	// +optional
+	credsJson *dagger.Secret,
+) (string, error) {
+	target, err := targets.ForBranch(branch)
+	if err != nil {
+		return "", err
+	}
+	target = target.With(m.overrides())
+	bundle, names, err := m.secretBundle(ctx, secretsJson, credsJson, target.Namespace)
+	if err != nil {
+		return "", err
+	}
+	chartDir, cleanup, err := m.chartDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	clients, err := m.clients(ctx, target)
+	if err != nil {
+		return "", err
+	}
+	if image == "" {
+		if image, err = release.RunningImage(ctx, clients, target); err != nil {
+			return "", err
+		}
+	}
+	plan, err := pipeline.NewDeploy(pipeline.DeployInput{
+		Branch: branch, Overrides: m.overrides(), ChartDir: chartDir, Image: image, NewSecrets: names,
+	})
+	if err != nil {
+		return "", err
+	}
+	res, err := (&release.Planner{Clients: clients, Plan: plan, Secrets: bundle}).Run(ctx)
+	if err != nil {
+		return "", err
+	}
+	return res.String(), nil
+}
+
+// byCluster groups targets by the cluster they run in, keeping their order.
+func byCluster(ts []targets.Target) [][]targets.Target {
+	var groups [][]targets.Target
+	index := map[targets.Cluster]int{}
+	for _, t := range ts {
+		i, ok := index[t.Cluster]
+		if !ok {
+			i = len(groups)
+			index[t.Cluster] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], t)
+	}
+	return groups
+}
+
+// Run the whole pipeline with no cloud and no credentials: build the image, smoke-test it, start a throwaway registry
+// and Kubernetes API server as services, then deploy staging and the canary, promote, roll back, and print status
+// after each step, all with the real release engine. Pods are made Ready by a fake node: no container really runs.
+// With --branch it replays one CI deploy (the commit's source via `dagger -m <repo>@<sha>`, the run's secrets files).
+// +cache="never"
+func (m *RinggCi) Sandbox(
+	ctx context.Context,
+	// Repository root with the test cluster's sources (default: this repository).
+	// +defaultPath="/"
+	// +ignore=["**", "!go.mod", "!go.sum", "!ci/**", "!testcluster/**", "!cmd/**", "!tools/testcluster/**", "ci/internal/**", "ci/dagger.gen.go", "**/testdata/**"]
+	repo *dagger.Directory,
+	// Replay one deploy of this branch (dv-stage or dv-main) instead of the whole tour.
+	// +optional
+	branch string,
+	// Application environment JSON for the deploys (default: a harmless sample).
+	// +optional
+	secretsJson *dagger.Secret,
+	// GCP credentials JSON for the deploys (default: none; the release keeps the chart's Secret name).
+	// +optional
+	credsJson *dagger.Secret,
+	// Commit SHA used as the image tag.
+	// +optional
+	commit string,
+) (string, error) {
+	return m.sandbox(ctx, sandboxInput{repo: repo, branch: branch, secretsJson: secretsJson, credsJson: credsJson, commit: commit})
 }

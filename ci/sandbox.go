@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
+	"github.com/ringg/ringg-ci/ci/kube"
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/release"
+	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // The sandbox's throwaway services. Images are pinned to full tags; the
@@ -187,4 +192,162 @@ func sandboxPush(ctx context.Context, registry *dagger.Service, variants []*dagg
 		return "", fmt.Errorf("push %s to the sandbox registry: crane printed %q, not a digest reference", target, strings.TrimSpace(pushed))
 	}
 	return repo + "@" + digest, nil
+}
+
+// sandboxInput is what the Sandbox function was called with.
+type sandboxInput struct {
+	repo                   *dagger.Directory
+	branch, commit         string
+	secretsJson, credsJson *dagger.Secret
+}
+
+// sandboxSampleEnv is the app environment deployed when the caller gives
+// none: no real secret, so the tour needs no credentials.
+const sandboxSampleEnv = `{"ENVIRONMENT":"sandbox","OPENAI_API_KEY":"sk-sandbox-not-a-key","REDIS_URL":"redis://redis.invalid:6379/0"}`
+
+// sandboxTargetOverrides keeps staging and production apart in the one
+// throwaway cluster (both have a release named dv-pipecat) and points every
+// target at the throwaway registry.
+func sandboxTargetOverrides(t targets.Name) targets.Overrides {
+	repo := sandboxRegistryAlias + ":" + strconv.Itoa(sandboxRegistryPort)
+	if t == targets.Staging {
+		return targets.Overrides{Namespace: "sandbox-staging", Image: repo + "/ringg-registry-stage/dv-pipecat"}
+	}
+	return targets.Overrides{Namespace: "sandbox-production", Image: repo + "/ringg-registry-prod/dv-pipecat"}
+}
+
+// sandbox runs the tour (or one replayed deploy) and returns its report.
+func (m *RinggCi) sandbox(ctx context.Context, in sandboxInput) (string, error) {
+	log := logger()
+	var report strings.Builder
+	step := func(format string, args ...any) {
+		line := fmt.Sprintf(format, args...)
+		log.Info(line)
+		fmt.Fprintf(&report, "\n## %s\n\n", line)
+	}
+
+	step("smoke test: the built image answers /pc/v1/healthcheck")
+	smoke, err := m.SmokeTest(ctx)
+	if err != nil {
+		return report.String(), err
+	}
+	report.WriteString(smoke + "\n")
+
+	step("start a throwaway registry and Kubernetes API server")
+	registry, _, err := sandboxRegistry(ctx)
+	if err != nil {
+		return report.String(), err
+	}
+	_, kubeconfig, err := sandboxCluster(ctx, in.repo)
+	if err != nil {
+		return report.String(), err
+	}
+	cfg, err := kube.FromKubeconfig(kubeconfig, kube.KubeconfigOptions{})
+	if err != nil {
+		return report.String(), err
+	}
+	report.WriteString("Pods are made Ready by a fake node: no container really runs and no image is pulled.\n")
+	clients := release.Clients{Config: cfg, Logger: log}
+
+	appEnv := in.secretsJson
+	if appEnv == nil && in.branch == "" {
+		appEnv = dag.SetSecret("sandbox-sample-env", sandboxSampleEnv)
+	}
+	chartDir, cleanup, err := m.chartDir(ctx)
+	if err != nil {
+		return report.String(), err
+	}
+	defer cleanup()
+
+	deploy := func(branch string) error {
+		t, err := targets.ForBranch(branch)
+		if err != nil {
+			return err
+		}
+		o := sandboxTargetOverrides(t.Name)
+		t = t.With(o)
+		step("deploy %s (%s, %s) to the sandbox", branch, t.Name, strings.Join(t.Platforms, ", "))
+		bundle, names, err := m.secretBundle(ctx, appEnv, in.credsJson, t.Namespace)
+		if err != nil {
+			return err
+		}
+		variants, err := m.variants(ctx, t.Platforms)
+		if err != nil {
+			return err
+		}
+		ref, err := sandboxPush(ctx, registry, variants, t.Image, tagFor(in.commit, time.Now()))
+		if err != nil {
+			return err
+		}
+		plan, err := pipeline.NewDeploy(pipeline.DeployInput{Branch: branch, Overrides: o, ChartDir: chartDir, Image: ref, NewSecrets: names, Holder: "ringg-ci sandbox"})
+		if err != nil {
+			return err
+		}
+		res, err := (&release.Deployer{Clients: clients, Plan: plan, Secrets: bundle, Options: progressOptions(log)}).Run(ctx)
+		if err != nil {
+			return err
+		}
+		report.WriteString(res.Summary())
+		return nil
+	}
+	status := func(names ...targets.Name) error {
+		o := sandboxTargetOverrides(names[0])
+		plan, err := pipeline.NewStatus(names, o)
+		if err != nil {
+			return err
+		}
+		st, err := (&release.Statuser{Clients: clients, Plan: plan}).Run(ctx)
+		if err != nil {
+			return err
+		}
+		report.WriteString("\n```\n" + st.String() + "```\n")
+		return nil
+	}
+
+	if in.branch != "" {
+		if err := deploy(in.branch); err != nil {
+			return report.String(), err
+		}
+		t, _ := targets.ForBranch(in.branch)
+		return report.String(), status(t.Name)
+	}
+	for _, s := range []func() error{
+		func() error { return deploy("dv-stage") },
+		func() error { return status(targets.Staging) },
+		func() error { return deploy("dv-main") },
+		func() error { return status(targets.Canary, targets.Stable) },
+		func() error {
+			step("promote the canary to stable (60 replicas)")
+			plan, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: sandboxTargetOverrides(targets.Stable), ChartDir: chartDir, Soak: 5 * time.Second, Holder: "ringg-ci sandbox"})
+			if err != nil {
+				return err
+			}
+			res, err := (&release.Promoter{Clients: clients, Plan: plan, Options: progressOptions(log)}).Run(ctx)
+			if err != nil {
+				return err
+			}
+			report.WriteString(res.Summary())
+			return nil
+		},
+		func() error { return status(targets.Canary, targets.Stable) },
+		func() error {
+			step("roll the canary back to the image stable runs")
+			plan, err := pipeline.NewRollback(pipeline.RollbackInput{Target: targets.Canary, Overrides: sandboxTargetOverrides(targets.Canary), ChartDir: chartDir, Holder: "ringg-ci sandbox"})
+			if err != nil {
+				return err
+			}
+			res, err := (&release.Rollbacker{Clients: clients, Plan: plan, Options: progressOptions(log)}).Run(ctx)
+			if err != nil {
+				return err
+			}
+			report.WriteString(res.Summary())
+			return nil
+		},
+		func() error { return status(targets.Canary, targets.Stable) },
+	} {
+		if err := s(); err != nil {
+			return report.String(), err
+		}
+	}
+	return report.String(), nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 	"helm.sh/helm/v3/pkg/action"
 	hrelease "helm.sh/helm/v3/pkg/release"
 	appsv1 "k8s.io/api/apps/v1"
@@ -675,7 +676,16 @@ func TestReleasePrunesUnreferencedSecretVersions(t *testing.T) {
 	}
 	// Drop revision 1 from the history, as MaxHistory would: its version goes.
 	assert.NilError(t, e.kube.CoreV1().Secrets(e.ns).Delete(context.Background(), "sh.helm.release.v1.dv-pipecat-canary.v1", metav1.DeleteOptions{}))
+	// A version younger than secrets.DefaultPruneMinAge stays: another track's
+	// deploy may have applied it and not yet upgraded its release.
 	res, err := e.deploy(e.canaryPlan(digest("b"), nil), nil, release.Options{})
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(res.Pruned, 0))
+	_, err = e.kube.CoreV1().Secrets(e.ns).Get(context.Background(), n1.AppEnv, metav1.GetOptions{})
+	assert.NilError(t, err)
+	// An hour later it goes.
+	e.clients.Now = func() time.Time { return time.Now().Add(secrets.DefaultPruneMinAge + time.Minute) }
+	res, err = e.deploy(e.canaryPlan(digest("a"), nil), nil, release.Options{})
 	assert.NilError(t, err)
 	assert.DeepEqual(t, res.Pruned, []string{n1.AppEnv, n1.GCPCreds}[:prunedCount(n1, n2)])
 }

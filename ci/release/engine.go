@@ -326,7 +326,12 @@ func prune(ctx context.Context, c Clients, cfg *action.Configuration, namespace 
 	if len(keep) == 0 {
 		return nil
 	}
-	deleted, err := secrets.Prune(ctx, c.Kube, namespace, keep)
+	// MinAge spares a version another track's deploy has just applied and not
+	// yet referenced from its release: canary and stable share the namespace
+	// but not the lock.
+	deleted, err := secrets.PruneWith(ctx, c.Kube, secrets.PruneOptions{
+		Namespace: namespace, Keep: keep, MinAge: secrets.DefaultPruneMinAge, Clock: c.Now,
+	})
 	if err != nil {
 		c.Logger.Warn("prune secrets", "namespace", namespace, "error", err)
 	}

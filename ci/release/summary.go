@@ -1,0 +1,112 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ringg/ringg-ci/ci/targets"
+)
+
+// Summary renders what a deploy or rollback did as Markdown, for a person and
+// for a GitHub job summary: where, which image, which revision, how many pods.
+func (r *Result) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %s: release %s revision %d %s\n\n", r.Target, r.Release, r.Revision, r.Status)
+	b.WriteString("| | |\n|---|---|\n")
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(&b, "| %s | %s |\n", k, v)
+		}
+	}
+	row("namespace", r.Namespace)
+	if r.Image != "" {
+		row("image", "`"+r.Image+"`")
+	} else if r.Digest != "" {
+		row("digest", "`"+r.Digest+"`")
+	}
+	row("pods", r.Pods.String())
+	if r.Previous > 0 {
+		row("previous revision", fmt.Sprint(r.Previous))
+	}
+	row("secrets", secretsLine(r))
+	row("recovered", r.Recovered)
+	if len(r.Pruned) > 0 {
+		row("pruned secret versions", strings.Join(r.Pruned, ", "))
+	}
+	row("took", fmt.Sprintf("%s (timeout %s)", r.Duration.Round(time.Second), r.Timeout.Round(time.Second)))
+	return b.String()
+}
+
+// secretsLine names the Secrets a release uses and, for a new bundle, what
+// applying it did; never their data.
+func secretsLine(r *Result) string {
+	state := map[string]string{}
+	for _, s := range r.SecretsApplied {
+		state[s.Name] = string(s.State)
+	}
+	var parts []string
+	for _, n := range []string{r.SecretNames.AppEnv, r.SecretNames.GCPCreds} {
+		if n == "" {
+			continue
+		}
+		if st := state[n]; st != "" {
+			n += " (" + st + ")"
+		}
+		parts = append(parts, "`"+n+"`")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Summary renders what promote observed on the canary and what it did to
+// stable (or, for a dry run, would do) as Markdown.
+func (p *PromoteResult) Summary() string {
+	var b strings.Builder
+	c := p.Canary
+	fmt.Fprintf(&b, "### promote: canary %s revision %d runs `%s` on %d pods, no restarts during %s\n\n",
+		c.Release, c.Revision, c.Digest, len(c.Pods), c.Soak.Round(time.Second))
+	switch {
+	case p.Result != nil:
+		b.WriteString(p.Result.Summary())
+	case p.Preview != nil:
+		b.WriteString("Dry run: nothing changed. A promote would do this:\n\n```\n")
+		b.WriteString(p.Preview.String())
+		b.WriteString("```\n")
+	}
+	return b.String()
+}
+
+// JSON renders the status for machines.
+func (s Status) JSON() (string, error) {
+	out, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode status: %w", err)
+	}
+	return string(out) + "\n", nil
+}
+
+// Merge appends other's targets and promotions: the status of targets read
+// through different clusters.
+func (s *Status) Merge(other *Status) {
+	s.Targets = append(s.Targets, other.Targets...)
+	s.Promotions = append(s.Promotions, other.Promotions...)
+}
+
+// RunningImage returns repository@digest of the image t's release records,
+// for a plan that keeps the image as it is.
+func RunningImage(ctx context.Context, c Clients, t targets.Target) (string, error) {
+	c, err := c.withDefaults()
+	if err != nil {
+		return "", err
+	}
+	ts, err := targetStatus(ctx, c, t)
+	if err != nil {
+		return "", fmt.Errorf("read the image release %s in %s runs: %w", t.Release, t.Namespace, err)
+	}
+	if !ts.Installed || ts.Digest == "" {
+		return "", fmt.Errorf("release %s in %s is not installed or records no digest: pass --image REPOSITORY@sha256:… to plan with", t.Release, t.Namespace)
+	}
+	return t.Image + "@" + ts.Digest, nil
+}
