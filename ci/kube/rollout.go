@@ -141,7 +141,7 @@ var pullErrors = []string{"ErrImagePull", "ImagePullBackOff", "InvalidImageName"
 func DiagnosePods(pods []*corev1.Pod) []PodProblem {
 	var out []PodProblem
 	for _, pod := range pods {
-		if pod.DeletionTimestamp != nil || podReady(pod) {
+		if pod.DeletionTimestamp != nil || PodReady(pod) {
 			continue
 		}
 		out = append(out, diagnosePod(pod)...)
@@ -198,7 +198,8 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-func podReady(pod *corev1.Pod) bool {
+// PodReady reports whether the pod's Ready condition is true.
+func PodReady(pod *corev1.Pod) bool {
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			return c.Status == corev1.ConditionTrue
@@ -268,7 +269,7 @@ func evaluate(dep *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.P
 		for _, p := range pods {
 			if p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == hash && p.DeletionTimestamp == nil {
 				newPods = append(newPods, p)
-				if podReady(p) {
+				if PodReady(p) {
 					st.progress.Ready++
 				}
 			}

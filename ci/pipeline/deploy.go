@@ -47,7 +47,7 @@ type DeployPlan struct {
 // MarshalJSON writes durations as text ("9m30s").
 func (p DeployPlan) MarshalJSON() ([]byte, error) {
 	type plain DeployPlan
-	return marshalWithDurations(plain(p), map[string]time.Duration{"timeout": p.Timeout})
+	return MarshalWithDurations(plain(p), map[string]time.Duration{"timeout": p.Timeout})
 }
 
 // NewDeploy builds the plan of a deploy, reporting every problem at once.

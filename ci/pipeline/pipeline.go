@@ -154,7 +154,9 @@ func durationText(d time.Duration) string {
 	return d.String()
 }
 
-func marshalWithDurations(v any, durations map[string]time.Duration) ([]byte, error) {
+// MarshalWithDurations encodes v as JSON with the named top-level durations
+// written as text ("9m30s") rather than nanoseconds; zero ones are left out.
+func MarshalWithDurations(v any, durations map[string]time.Duration) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

@@ -49,7 +49,7 @@ type PromotePlan struct {
 // MarshalJSON writes durations as text.
 func (p PromotePlan) MarshalJSON() ([]byte, error) {
 	type plain PromotePlan
-	return marshalWithDurations(plain(p), map[string]time.Duration{"soak": p.Soak, "timeout": p.Timeout})
+	return MarshalWithDurations(plain(p), map[string]time.Duration{"soak": p.Soak, "timeout": p.Timeout})
 }
 
 // NewPromote builds the plan of a promotion, reporting every problem at once.

@@ -52,7 +52,7 @@ type RollbackPlan struct {
 // MarshalJSON writes durations as text.
 func (p RollbackPlan) MarshalJSON() ([]byte, error) {
 	type plain RollbackPlan
-	return marshalWithDurations(plain(p), map[string]time.Duration{"timeout": p.Timeout})
+	return MarshalWithDurations(plain(p), map[string]time.Duration{"timeout": p.Timeout})
 }
 
 // NewRollback builds the plan of a rollback, reporting every problem at once.

@@ -50,7 +50,7 @@ type Result struct {
 // MarshalJSON writes durations as text.
 func (r Result) MarshalJSON() ([]byte, error) {
 	type plain Result
-	return marshalDurations(plain(r), map[string]time.Duration{"timeout": r.Timeout, "duration": r.Duration})
+	return pipeline.MarshalWithDurations(plain(r), map[string]time.Duration{"timeout": r.Timeout, "duration": r.Duration})
 }
 
 // Options tune execution; zero values mean the defaults.

@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ringg/ringg-ci/ci/kube"
 )
 
 // manifestDeployment returns the Deployment a release record's manifest
@@ -82,15 +84,6 @@ func digestIn(ref string) string {
 	return ref[at+1:]
 }
 
-func podIsReady(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // workload is a release's Deployment and its live pods.
 type workload struct {
 	deployment *appsv1.Deployment // nil when absent
@@ -130,7 +123,7 @@ func observe(ctx context.Context, k kubernetes.Interface, rel *hrelease.Release)
 		for _, cs := range p.Status.ContainerStatuses {
 			restarts += cs.RestartCount
 		}
-		w.pods = append(w.pods, PodImage{Pod: p.Name, Digest: podDigest(p), Ready: podIsReady(p), Restarts: restarts})
+		w.pods = append(w.pods, PodImage{Pod: p.Name, Digest: podDigest(p), Ready: kube.PodReady(p), Restarts: restarts})
 	}
 	slices.SortFunc(w.pods, func(a, b PodImage) int { return strings.Compare(a.Pod, b.Pod) })
 	return w, nil

@@ -72,7 +72,7 @@ type PlanResult struct {
 // MarshalJSON writes the timeout as text.
 func (r PlanResult) MarshalJSON() ([]byte, error) {
 	type plain PlanResult
-	return marshalDurations(plain(r), map[string]time.Duration{"timeout": r.Timeout})
+	return pipeline.MarshalWithDurations(plain(r), map[string]time.Duration{"timeout": r.Timeout})
 }
 
 // Changed reports whether the deploy would change any object.

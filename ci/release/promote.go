@@ -46,7 +46,7 @@ type Canary struct {
 // MarshalJSON writes the soak as text.
 func (c Canary) MarshalJSON() ([]byte, error) {
 	type plain Canary
-	return marshalDurations(plain(c), map[string]time.Duration{"soak": c.Soak})
+	return pipeline.MarshalWithDurations(plain(c), map[string]time.Duration{"soak": c.Soak})
 }
 
 // PromoteResult is what promote observed and did: Result for an upgrade,

@@ -8,7 +8,6 @@ package release
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -191,21 +190,4 @@ func oneLine(err error) string {
 // after an interruption, limited to d.
 func bounded(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), d)
-}
-
-// marshalDurations encodes v as JSON with the named top-level durations
-// written as text ("9m30s") rather than nanoseconds.
-func marshalDurations(v any, durations map[string]time.Duration) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	for k, d := range durations {
-		m[k] = d.String()
-	}
-	return json.Marshal(m)
 }
