@@ -1,7 +1,9 @@
 // Package testcluster gives tests a real Kubernetes control plane: etcd,
 // kube-apiserver and kube-controller-manager from the tools/testcluster
 // helper binary, plus fake nodes (package fakenode) that play the kubelet, so
-// Deployments roll out and Helm's wait and atomic work as on a cluster.
+// Deployments roll out and Helm's wait and atomic work as on a cluster, and a
+// fake kubelet (package fakekubelet) behind those nodes, so pods/log and
+// pods/portforward work through the API server.
 //
 // One cluster serves a whole test binary. Start it from TestMain:
 //
@@ -53,6 +55,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
 )
 
@@ -76,6 +79,12 @@ type Options struct {
 	Behavior func(*corev1.Pod) fakenode.Behavior
 	// ReadyTimeout bounds each start and restart; default 2 minutes.
 	ReadyTimeout time.Duration
+	// NoFakeKubelet leaves the fake nodes without a kubelet endpoint; pod
+	// logs and port-forwards then fail as on a node whose kubelet is down.
+	NoFakeKubelet bool
+	// Kubelet configures the fake kubelet (what containers log, what their
+	// ports answer); its Pod lookup is the cluster's own.
+	Kubelet fakekubelet.Options
 }
 
 // Cluster is a running test cluster. Its methods are safe for concurrent use
@@ -101,6 +110,10 @@ type Cluster struct {
 
 	stopNodes context.CancelFunc
 	nodesDone chan struct{}
+
+	kubelet       *fakekubelet.Kubelet
+	kubeletClient atomic.Pointer[kubernetes.Clientset]
+	extraArgs     []string // flags for serve that Start adds
 }
 
 // Main starts a cluster with default options, stores it in *dst, runs the
@@ -167,6 +180,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		c.logFile, c.log = f, f
 	}
 	c.log = io.MultiWriter(c.log, c.tail)
+	if !opts.NoFakeNodes && !opts.NoFakeKubelet {
+		if err := c.startKubelet(); err != nil {
+			c.cleanup()
+			return nil, err
+		}
+	}
 	if err := c.launch(ctx); err != nil {
 		c.cleanup()
 		return nil, err
@@ -187,10 +206,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return countingTransport{next: rt, n: &c.requests}
 	}
 	c.raw, c.config = raw, cfg
-	if c.client, err = kubernetes.NewForConfig(cfg); err != nil {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
 		c.Stop()
 		return nil, fmt.Errorf("create a client for the test cluster: %w", err)
 	}
+	c.client = cs
+	c.kubeletClient.Store(cs)
 	if !opts.NoFakeNodes {
 		c.startNodes()
 	}
@@ -203,7 +225,11 @@ func (c *Cluster) startNodes() {
 	log := slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	go func() {
 		defer close(c.nodesDone)
-		err := fakenode.Run(ctx, fakenode.Options{Config: c.config, Behavior: c.opts.Behavior, Log: log})
+		opts := fakenode.Options{Config: c.config, Behavior: c.opts.Behavior, Log: log}
+		if c.kubelet != nil {
+			opts.Kubelet = &fakenode.KubeletEndpoint{Address: c.kubelet.Address(), Port: c.kubelet.Port()}
+		}
+		err := fakenode.Run(ctx, opts)
 		if err != nil {
 			log.Error("fake nodes stopped", "err", err)
 		}
@@ -215,7 +241,7 @@ func (c *Cluster) launch(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.ReadyTimeout)
 	defer cancel()
 	start := time.Now()
-	args := append([]string{"serve", "--data-dir", c.dataDir}, c.opts.Args...)
+	args := append(append([]string{"serve", "--data-dir", c.dataDir}, c.extraArgs...), c.opts.Args...)
 	cmd := exec.Command(c.opts.Binary, args...)
 	cmd.Stderr = c.log
 	stdin, err := cmd.StdinPipe()
@@ -300,7 +326,50 @@ func (c *Cluster) Stop() error {
 	return err
 }
 
+// startKubelet starts the fake kubelet and has the API server trust its
+// certificate and reach nodes by InternalIP (its default prefers the
+// Hostname address, which names no host here).
+func (c *Cluster) startKubelet() error {
+	opts := c.opts.Kubelet
+	opts.Pod = func(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+		cs := c.kubeletClient.Load()
+		if cs == nil {
+			return nil, errors.New("the test cluster is not ready yet")
+		}
+		return cs.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	k, err := fakekubelet.Start(opts)
+	if err != nil {
+		return err
+	}
+	ca := filepath.Join(c.dataDir, "fake-kubelet-ca.crt")
+	if err := os.WriteFile(ca, k.CACertPEM(), 0o644); err != nil {
+		k.Close()
+		return fmt.Errorf("write the fake kubelet's certificate: %w", err)
+	}
+	c.kubelet = k
+	c.extraArgs = append(c.extraArgs,
+		"--apiserver-arg=--kubelet-certificate-authority="+ca,
+		"--apiserver-arg=--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+	)
+	return nil
+}
+
+// KubeletURL is the fake kubelet's address, or "" when there is none.
+func (c *Cluster) KubeletURL() string {
+	if c.kubelet == nil {
+		return ""
+	}
+	return c.kubelet.URL()
+}
+
 func (c *Cluster) cleanup() {
+	if c.kubelet != nil {
+		_ = c.kubelet.Close()
+	}
 	if c.logFile != nil {
 		c.logFile.Close()
 		c.logFile = nil

@@ -68,6 +68,17 @@ type Options struct {
 	MaxRestarts int32
 	// Workers is the number of pods handled at once; default 4.
 	Workers int
+	// Kubelet, when set, is published as every node's kubelet: its address
+	// becomes the node's InternalIP (and its pods' hostIP) and its port the
+	// node's status.daemonEndpoints.kubeletEndpoint, so the API server sends
+	// pods/log and pods/portforward there (see package fakekubelet).
+	Kubelet *KubeletEndpoint
+}
+
+// KubeletEndpoint is where a (fake) kubelet serves the API server.
+type KubeletEndpoint struct {
+	Address string // an IP address, e.g. 127.0.0.1
+	Port    int32
 }
 
 // Run registers the nodes and handles pods until ctx is done. It returns nil
@@ -171,7 +182,11 @@ func newKubelet(opts Options) (*kubelet, error) {
 		changed: map[types.UID]time.Time{},
 	}
 	for i, arch := range opts.Architectures {
-		k.nodes = append(k.nodes, node{name: NodePrefix + arch, arch: arch, ip: fmt.Sprintf("10.0.0.%d", i+10), index: i})
+		ip := fmt.Sprintf("10.0.0.%d", i+10)
+		if opts.Kubelet != nil {
+			ip = opts.Kubelet.Address
+		}
+		k.nodes = append(k.nodes, node{name: NodePrefix + arch, arch: arch, ip: ip, index: i})
 	}
 	return k, nil
 }
@@ -196,6 +211,9 @@ func (k *kubelet) registerNodes(ctx context.Context) error {
 			return fmt.Errorf("register fake node %s: %w", n.name, err)
 		}
 		created.Status = k.nodeStatus(n)
+		if k.opts.Kubelet != nil {
+			created.Status.DaemonEndpoints.KubeletEndpoint.Port = k.opts.Kubelet.Port
+		}
 		if _, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
 			return fmt.Errorf("report status of fake node %s: %w", n.name, err)
 		}

@@ -1,0 +1,345 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ringg/ringg-ci/ci/ops"
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/release"
+	"github.com/ringg/ringg-ci/ci/targets"
+)
+
+const rbacFile = "../deploy/rbac/role.yaml"
+
+// loadRBAC reads the shipped Role and RoleBinding.
+func loadRBAC(t *testing.T) (rbacv1.Role, rbacv1.RoleBinding) {
+	t.Helper()
+	raw, err := os.ReadFile(rbacFile)
+	assert.NilError(t, err)
+	var role rbacv1.Role
+	var binding rbacv1.RoleBinding
+	for doc := range strings.SplitSeq(string(raw), "\n---\n") {
+		var meta metav1.TypeMeta
+		assert.NilError(t, yaml.Unmarshal([]byte(doc), &meta))
+		switch meta.Kind {
+		case "Role":
+			assert.NilError(t, yaml.UnmarshalStrict([]byte(doc), &role))
+		case "RoleBinding":
+			assert.NilError(t, yaml.UnmarshalStrict([]byte(doc), &binding))
+		default:
+			t.Fatalf("%s: unexpected kind %q", rbacFile, meta.Kind)
+		}
+	}
+	assert.Equal(t, binding.RoleRef.Name, role.Name)
+	assert.Equal(t, len(binding.Subjects), 1)
+	return role, binding
+}
+
+// requestLog records the authorization attributes (verb, group, resource)
+// of every request a client sends.
+type requestLog struct {
+	mu     sync.Mutex
+	seen   map[string]bool
+	denied map[string]bool // answered 403
+}
+
+func (l *requestLog) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		attr, ok := authzAttributes(req)
+		resp, err := rt.RoundTrip(req)
+		if ok {
+			l.mu.Lock()
+			l.seen[attr] = true
+			if err == nil && resp.StatusCode == http.StatusForbidden {
+				l.denied[attr] = true
+			}
+			l.mu.Unlock()
+		}
+		return resp, err
+	})
+}
+
+func (l *requestLog) list() []string { return l.keys(l.seen) }
+
+func (l *requestLog) refused() []string { return l.keys(l.denied) }
+
+func (l *requestLog) keys(m map[string]bool) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// authzAttributes maps a namespaced resource request to "verb group/resource"
+// as the API server's RBAC authorizer sees it ("" is the core group);
+// discovery and other non-resource requests are not recorded.
+func authzAttributes(req *http.Request) (string, bool) {
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	var group string
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		group, parts = parts[1], parts[3:]
+	default:
+		return "", false
+	}
+	if len(parts) < 3 || parts[0] != "namespaces" {
+		if len(parts) >= 1 {
+			return "cluster-scoped " + group + "/" + strings.Join(parts, "/"), true
+		}
+		return "", false
+	}
+	parts = parts[2:] // resource[/name[/subresource]]
+	resource, named := parts[0], len(parts) > 1
+	if len(parts) > 2 {
+		resource += "/" + parts[2]
+	}
+	verb := map[string]string{http.MethodPost: "create", http.MethodPut: "update", http.MethodPatch: "patch"}[req.Method]
+	switch req.Method {
+	case http.MethodGet:
+		verb = "list"
+		if named {
+			verb = "get"
+		}
+		if req.URL.Query().Get("watch") == "true" {
+			verb = "watch"
+		}
+	case http.MethodDelete:
+		verb = "deletecollection"
+		if named {
+			verb = "delete"
+		}
+	}
+	return verb + " " + group + "/" + resource, true
+}
+
+// granted lists "verb group/resource" for every rule.
+func granted(rules []rbacv1.PolicyRule) []string {
+	var out []string
+	for _, r := range rules {
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, v := range r.Verbs {
+					out = append(out, v+" "+g+"/"+res)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rbacEnv is a namespace with the Role (given rules) bound to its subject,
+// and release and ops clients that act as that subject.
+type rbacEnv struct {
+	*relEnv
+	as  release.Clients
+	log *requestLog
+}
+
+func newRBACEnv(t *testing.T, rules []rbacv1.PolicyRule) *rbacEnv {
+	t.Helper()
+	e := newRelEnv(t)
+	role, binding := loadRBAC(t)
+	role.Rules = rules
+	role.Namespace, binding.Namespace = e.ns, e.ns
+	ctx := context.Background()
+	_, err := e.kube.RbacV1().Roles(e.ns).Create(ctx, &role, metav1.CreateOptions{})
+	assert.NilError(t, err)
+	_, err = e.kube.RbacV1().RoleBindings(e.ns).Create(ctx, &binding, metav1.CreateOptions{})
+	assert.NilError(t, err)
+
+	rec := &requestLog{seen: map[string]bool{}, denied: map[string]bool{}}
+	cfg := cluster.RESTConfig()
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: binding.Subjects[0].Name}
+	cfg.Wrap(rec.wrap)
+	kube, err := kubernetes.NewForConfig(cfg)
+	assert.NilError(t, err)
+	return &rbacEnv{relEnv: e, log: rec, as: release.Clients{
+		Config: cfg, Kube: kube,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}}
+}
+
+// autoscaledChart is the chart with autoscaling on in the production
+// values, so that promote also creates the stable HorizontalPodAutoscaler
+// (and its Deployment starts at one replica instead of 60).
+func autoscaledChart(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	assert.NilError(t, os.CopyFS(dir, os.DirFS(chartDir)))
+	path := filepath.Join(dir, "values-prod.yaml")
+	raw, err := os.ReadFile(path)
+	assert.NilError(t, err)
+	on := strings.Replace(string(raw), "autoscaling:\n  enabled: false", "autoscaling:\n  enabled: true", 1)
+	assert.Assert(t, on != string(raw), "values-prod.yaml no longer has autoscaling.enabled false")
+	assert.NilError(t, os.WriteFile(path, []byte(on), 0o644))
+	return dir
+}
+
+// everyVerb runs each verb of the module as the Role's subject, in an order
+// that needs no admin help, and returns the first that fails.
+func (r *rbacEnv) everyVerb() (string, error) {
+	ctx := context.Background()
+	b, names := r.bundle("rbac")
+	canary := r.opsTarget(targets.Canary)
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"deploy", func() error {
+			p := r.canaryPlan(digest("a"), names)
+			// Without read access to pods the rollout can only time out.
+			p.Timeout = 20 * time.Second
+			_, err := (&release.Deployer{Clients: r.as, Plan: p, Secrets: b}).Run(ctx)
+			return err
+		}},
+		{"status", func() error {
+			sp, err := pipeline.NewStatus([]targets.Name{targets.Canary, targets.Stable}, r.overrides())
+			if err != nil {
+				return err
+			}
+			_, err = (&release.Statuser{Clients: r.as, Plan: sp}).Run(ctx)
+			return err
+		}},
+		{"plan", func() error {
+			b2, n2 := r.bundle("rbac-next")
+			_, err := (&release.Planner{Clients: r.as, Plan: r.canaryPlan(digest("b"), n2), Secrets: b2}).Run(ctx)
+			return err
+		}},
+		{"health", func() error {
+			rep, err := ops.Health(ctx, r.as.Config, r.as.Kube, canary, ops.HealthOptions{Timeout: 10 * time.Second})
+			for _, p := range rep.Pods {
+				if err != nil && p.Error != "" {
+					return fmt.Errorf("%w: %s", err, p.Error)
+				}
+			}
+			return err
+		}},
+		{"logs", func() error {
+			_, err := ops.Logs(ctx, r.as.Kube, canary, ops.LogOptions{})
+			return err
+		}},
+		{"scale", func() error {
+			res, err := ops.Scale(ctx, r.as.Kube, canary, 3, ops.ScaleOptions{Wait: 30 * time.Second})
+			if err == nil && res.ChartReplicas != 2 {
+				return fmt.Errorf("scale read %d chart replicas, want 2", res.ChartReplicas)
+			}
+			return err
+		}},
+		{"promote", func() error {
+			plan, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: r.overrides(), ChartDir: autoscaledChart(r.t), Soak: 300 * time.Millisecond, Timeout: 90 * time.Second})
+			if err != nil {
+				return err
+			}
+			_, err = (&release.Promoter{Clients: r.as, Plan: plan, SoakInterval: 100 * time.Millisecond}).Run(ctx)
+			return err
+		}},
+		{"rollback", func() error {
+			p, err := pipeline.NewRollback(pipeline.RollbackInput{Target: targets.Canary, ChartDir: chartDir, Overrides: r.overrides(), Timeout: 60 * time.Second})
+			if err != nil {
+				return err
+			}
+			_, err = (&release.Rollbacker{Clients: r.as, Plan: p}).Run(ctx)
+			return err
+		}},
+	}
+	for _, s := range steps {
+		if err := s.run(); err != nil {
+			return s.name, err
+		}
+	}
+	return "", nil
+}
+
+// notExercised are permissions the Role grants for paths the scenario of
+// everyVerb does not take, each with its reason. Every other granted
+// permission must show up in the requests the scenario makes.
+var notExercised = map[string]string{
+	"create /pods/portforward":                    "the API server authorizes a websocket port-forward as create too, and the SPDY fallback is a create",
+	"list apps/deployments":                       "the rollout watch's informers list when the API server cannot stream a watch's initial state",
+	"list apps/replicasets":                       "the rollout watch's informers list when the API server cannot stream a watch's initial state",
+	"update coordination.k8s.io/leases":           "the lock renews its lease during rollouts longer than a third of its TTL",
+	"delete /secrets":                             "pruning Secret versions no kept revision references, and Helm's history limit",
+	"patch /services":                             "a promote after a values change to the Service",
+	"patch networking.k8s.io/ingresses":           "a promote after a values change to the Ingress",
+	"patch policy/poddisruptionbudgets":           "a promote after a values change to the PodDisruptionBudget",
+	"patch autoscaling/horizontalpodautoscalers":  "a promote after a values change to autoscaling",
+	"delete /services":                            "Helm deletes objects a new revision no longer renders, and a failed first install",
+	"delete apps/deployments":                     "Helm deletes objects a new revision no longer renders, and a failed first install",
+	"delete networking.k8s.io/ingresses":          "Helm deletes objects a new revision no longer renders (ingress turned off)",
+	"delete policy/poddisruptionbudgets":          "Helm deletes objects a new revision no longer renders (budget turned off)",
+	"delete autoscaling/horizontalpodautoscalers": "Helm deletes objects a new revision no longer renders (autoscaling turned off)",
+}
+
+func TestRBACRoleIsEnoughForEveryVerbAndUsedWhole(t *testing.T) {
+	role, _ := loadRBAC(t)
+	r := newRBACEnv(t, role.Rules)
+	step, err := r.everyVerb()
+	assert.NilError(t, err, "%s as the Role's subject", step)
+
+	// Nothing was asked for that the Role lacks, and every permission it
+	// grants was used or has a stated reason.
+	used := r.log.list()
+	t.Logf("requests made: %q", used)
+	want := granted(role.Rules)
+	for _, u := range used {
+		assert.Assert(t, slices.Contains(want, u), "%s was requested but the Role does not grant it", u)
+	}
+	for _, g := range want {
+		assert.Assert(t, slices.Contains(used, g) || notExercised[g] != "", "%s is granted but never used: remove it from %s or say why in notExercised", g, rbacFile)
+	}
+	for g := range notExercised {
+		assert.Assert(t, slices.Contains(want, g), "notExercised lists %s, which the Role does not grant", g)
+	}
+
+	// The module's objects really exist: promote created the autoscaler.
+	_, err = r.kube.AutoscalingV2().HorizontalPodAutoscalers(r.ns).Get(context.Background(), "dv-pipecat", metav1.GetOptions{})
+	assert.NilError(t, err)
+}
+
+func TestRBACEveryRuleIsNeeded(t *testing.T) {
+	role, _ := loadRBAC(t)
+	for i, rule := range role.Rules {
+		name := strings.Join(rule.APIGroups, ",") + "/" + strings.Join(rule.Resources, ",")
+		t.Run(strings.TrimPrefix(name, "/"), func(t *testing.T) {
+			t.Parallel()
+			rules := slices.Delete(slices.Clone(role.Rules), i, i+1)
+			r := newRBACEnv(t, rules)
+			step, err := r.everyVerb()
+			assert.Assert(t, err != nil, "every verb works without the rule for %s: remove it from %s", name, rbacFile)
+			// Some verbs report a refused watch as a timeout: what shows the
+			// failure is for lack of permission is the 403 the API server sent
+			// (a refused websocket upgrade is seen only in the error).
+			refused := r.log.refused()
+			assert.Assert(t, len(refused) > 0 || strings.Contains(err.Error(), "is forbidden: User"), "%s failed, but not for lack of permission: %v", step, err)
+			t.Logf("without %s: %s fails (refused: %s): %v", name, step, strings.Join(refused, ", "), err)
+		})
+	}
+}
