@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/release"
@@ -116,4 +118,26 @@ func parseDuration(flag, s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s %q: want a positive duration such as 90s or 20m", flag, s)
 	}
 	return d, nil
+}
+
+// kubeClients is clients with a clientset, for the operations that talk to
+// the API directly.
+func (m *RinggCi) kubeClients(ctx context.Context, t targets.Target) (release.Clients, error) {
+	c, err := m.clients(ctx, t)
+	if err != nil {
+		return c, err
+	}
+	if c.Kube, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return c, fmt.Errorf("connect to the cluster of %s: %w", t.Name, err)
+	}
+	return c, nil
+}
+
+// jsonText renders v as indented JSON.
+func jsonText(v any) (string, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode JSON: %w", err)
+	}
+	return string(b) + "\n", nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ringg/ringg-ci/ci/chart"
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
+	"github.com/ringg/ringg-ci/ci/ops"
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/release"
 	"github.com/ringg/ringg-ci/ci/targets"
@@ -484,7 +485,7 @@ func (m *RinggCi) Status(
 		st.Merge(part)
 	}
 	if json {
-		return st.JSON()
+		return jsonText(st)
 	}
 	return st.String(), nil
 }
@@ -583,4 +584,107 @@ func (m *RinggCi) Sandbox(
 	commit string,
 ) (string, error) {
 	return m.sandbox(ctx, sandboxInput{repo: repo, branch: branch, secretsJson: secretsJson, credsJson: credsJson, commit: commit})
+}
+
+// Check the health endpoint of every pod of a target through the API server (port-forward, no kubectl); fails if any
+// pod does not answer 200.
+// +cache="never"
+func (m *RinggCi) Health(
+	ctx context.Context,
+	// Target whose pods to check.
+	target Target,
+	// Time each pod gets to answer, port-forward included, e.g. 5s.
+	// +default="10s"
+	timeout string,
+	// Print JSON instead of a table.
+	// +optional
+	json bool,
+) (string, error) {
+	wait, err := parseDuration("--timeout", timeout)
+	if err != nil {
+		return "", err
+	}
+	t, err := m.target(target)
+	if err != nil {
+		return "", err
+	}
+	clients, err := m.kubeClients(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	rep, err := ops.Health(ctx, clients.Config, clients.Kube, t, ops.HealthOptions{Timeout: wait, Logger: clients.Logger})
+	out := rep.String()
+	if json {
+		out, _ = jsonText(rep)
+	}
+	if err != nil {
+		// The table says which pods failed and how; the error makes the call fail.
+		return "", fmt.Errorf("%w\n%s", err, out)
+	}
+	return out, nil
+}
+
+// Show recent logs of a target's pods, each line prefixed with its pod; canary and stable are told apart by their
+// version label. Output is bounded (last 500 lines per pod, 256 KiB in all).
+// +cache="never"
+func (m *RinggCi) Logs(
+	ctx context.Context,
+	// Target whose pods to read.
+	target Target,
+	// Only lines logged within this long, e.g. 10m (default: what the container still has).
+	// +optional
+	since string,
+	// Only this pod (one of the target's).
+	// +optional
+	pod string,
+) (string, error) {
+	d, err := parseDuration("--since", since)
+	if err != nil {
+		return "", err
+	}
+	t, err := m.target(target)
+	if err != nil {
+		return "", err
+	}
+	clients, err := m.kubeClients(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	rep, err := ops.Logs(ctx, clients.Kube, t, ops.LogOptions{Since: d, Pod: pod})
+	if err != nil {
+		return "", err
+	}
+	return rep.String(), nil
+}
+
+// Scale a target's Deployment by hand until the next deploy or promote restores the chart's replica count. Refused
+// while an autoscaler manages it, and on the canary beyond 5 replicas.
+// +cache="never"
+func (m *RinggCi) Scale(
+	ctx context.Context,
+	// Target to scale.
+	target Target,
+	// Replica count to set.
+	replicas int,
+	// How long to wait for the replicas to be ready, e.g. 5m; 0s returns at once.
+	// +default="5m"
+	wait string,
+) (string, error) {
+	d, err := parseDuration("--wait", wait)
+	if err != nil {
+		return "", err
+	}
+	t, err := m.target(target)
+	if err != nil {
+		return "", err
+	}
+	clients, err := m.kubeClients(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	res, err := ops.Scale(ctx, clients.Kube, t, replicas, ops.ScaleOptions{Wait: d, Logger: clients.Logger})
+	if err != nil {
+		return "", err
+	}
+	return res.String(), nil
 }

@@ -344,8 +344,21 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 	depInf := depFactory.Apps().V1().Deployments()
 	rsInf := podFactory.Apps().V1().ReplicaSets()
 	podInf := podFactory.Core().V1().Pods()
+	// A watch the caller may not make never syncs: without this the rollout
+	// would wait out its whole timeout and blame the pods.
+	forbidden := make(chan error, 1)
 	for _, inf := range []cache.SharedIndexInformer{depInf.Informer(), rsInf.Informer(), podInf.Informer()} {
 		if _, err := inf.AddEventHandler(notify); err != nil {
+			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s: %w", o.Name, err)
+		}
+		if err := inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
+			if apierrors.IsForbidden(err) {
+				select {
+				case forbidden <- err:
+				default:
+				}
+			}
+		}); err != nil {
 			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s: %w", o.Name, err)
 		}
 	}
@@ -412,6 +425,8 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 				tick, lastReport = true, now
 			}
 		case <-changed:
+		case err := <-forbidden:
+			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s in %s: %w; grant list and watch on deployments, replicasets and pods (deploy/rbac/role.yaml)", o.Name, o.Namespace, err)
 		}
 		if synced() {
 			st = look()

@@ -9,9 +9,13 @@ import (
 	"gotest.tools/v3/assert"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func readyCond(ok bool) corev1.PodCondition {
@@ -153,4 +157,17 @@ func TestWatchRollout(t *testing.T) {
 		_, err := WatchRollout(context.Background(), fake.NewClientset(), RolloutOptions{Namespace: "ns", Name: "web", Timeout: 200 * time.Millisecond})
 		assert.Assert(t, errors.Is(err, ErrRolloutTimeout), "%v", err)
 	})
+}
+
+// A caller that may read the Deployment but not watch its pods learns so at
+// once, not after the rollout timeout.
+func TestWatchRolloutForbiddenWatch(t *testing.T) {
+	client := fake.NewClientset(deployment(2, 1, 1, 0, 0, 1))
+	client.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("RBAC: no list"))
+	})
+	// The error is the permission, not ErrRolloutTimeout after an hour.
+	_, err := WatchRollout(context.Background(), client, RolloutOptions{Namespace: "ns", Name: "web", Timeout: time.Hour})
+	assert.Check(t, !errors.Is(err, ErrRolloutTimeout))
+	assert.ErrorContains(t, err, "grant list and watch on deployments, replicasets and pods")
 }

@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -76,15 +75,6 @@ func (p *PromoteResult) Summary() string {
 		b.WriteString("```\n")
 	}
 	return b.String()
-}
-
-// JSON renders the status for machines.
-func (s Status) JSON() (string, error) {
-	out, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return "", fmt.Errorf("encode status: %w", err)
-	}
-	return string(out) + "\n", nil
 }
 
 // Merge appends other's targets and promotions: the status of targets read
