@@ -193,43 +193,56 @@ func (m *RinggCi) publishTarget(ctx context.Context, t targets.Target, commit st
 	if err != nil {
 		return "", err
 	}
-	return publish(ctx, variants, t.Image, tagFor(commit, time.Now()), auth)
+	log := logger().With("target", t.Name)
+	log.Info("build and push", "platforms", strings.Join(t.Platforms, ","), "repository", t.Image)
+	ref, err := publish(ctx, variants, t.Image, tagFor(commit, time.Now()), auth)
+	if err != nil {
+		return "", err
+	}
+	log.Info("pushed", "image", ref)
+	return ref, nil
 }
 
 // Lint the chart and render it for every target; fails on any Helm lint error or warning.
 // +check
-func (m *RinggCi) LintChart(ctx context.Context) (string, error) {
+func (m *RinggCi) LintChart(ctx context.Context) error {
 	dir, cleanup, err := m.chartDir(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer cleanup()
-	var out strings.Builder
+	ch, err := chart.Load(dir)
+	if err != nil {
+		return err
+	}
+	log := logger()
 	for _, t := range targets.All() {
 		computed := pipeline.ComputedValues(pipeline.Image{Repository: t.Image, Digest: "sha256:" + strings.Repeat("0", 64)}, pipeline.SecretNames{})
 		if err := chart.Lint(dir, t.ValuesFiles, computed); err != nil {
-			return "", err
-		}
-		ch, err := chart.Load(dir)
-		if err != nil {
-			return "", err
+			return err
 		}
 		vals, err := chart.Values(dir, t.ValuesFiles, computed)
 		if err != nil {
-			return "", err
+			return err
 		}
 		ms, err := chart.Render(ch, vals, chart.RenderOptions{Release: t.Release, Namespace: t.Namespace})
 		if err != nil {
-			return "", err
+			return err
 		}
-		fmt.Fprintf(&out, "%s: lint clean, renders %s\n", t.Name, strings.Join(ms.Kinds(), ", "))
+		log.Info("chart lint clean", "target", t.Name, "renders", strings.Join(ms.Kinds(), ", "))
 	}
-	return out.String(), nil
+	return nil
 }
 
 // Run the built image as a service and check that /pc/v1/healthcheck answers 200.
 // +check
-func (m *RinggCi) SmokeTest(ctx context.Context) (string, error) {
+func (m *RinggCi) SmokeTest(ctx context.Context) error {
+	_, err := m.smoke(ctx)
+	return err
+}
+
+// smoke runs the smoke test and returns the health check's answer.
+func (m *RinggCi) smoke(ctx context.Context) (string, error) {
 	app, err := m.container(ctx, "")
 	if err != nil {
 		return "", err

@@ -227,7 +227,7 @@ func (m *RinggCi) sandbox(ctx context.Context, in sandboxInput) (string, error) 
 	}
 
 	step("smoke test: the built image answers /pc/v1/healthcheck")
-	smoke, err := m.SmokeTest(ctx)
+	smoke, err := m.smoke(ctx)
 	if err != nil {
 		return report.String(), err
 	}
