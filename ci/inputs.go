@@ -88,6 +88,23 @@ func (m *RinggCi) clients(ctx context.Context, t targets.Target) (release.Client
 	return release.Clients{Config: cfg, Logger: logger()}, nil
 }
 
+// summarizer is the result of a release verb.
+type summarizer interface{ Summary() string }
+
+// execute connects to t's cluster, runs one release verb with progress
+// logged at a steady pace and returns its summary.
+func (m *RinggCi) execute(ctx context.Context, t targets.Target, run func(release.Clients, release.Options) (summarizer, error)) (string, error) {
+	clients, err := m.clients(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	res, err := run(clients, progressOptions(clients.Logger))
+	if err != nil {
+		return "", err
+	}
+	return res.Summary(), nil
+}
+
 // progressOptions logs rollout progress at a steady pace.
 func progressOptions(log *slog.Logger) release.Options {
 	return release.Options{

@@ -346,15 +346,9 @@ func (m *RinggCi) Deploy(
 			return "", err
 		}
 	}
-	clients, err := m.clients(ctx, plan.Target)
-	if err != nil {
-		return "", err
-	}
-	res, err := (&release.Deployer{Clients: clients, Plan: plan, Secrets: bundle, Options: progressOptions(clients.Logger)}).Run(ctx)
-	if err != nil {
-		return "", err
-	}
-	return res.Summary(), nil
+	return m.execute(ctx, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
+		return (&release.Deployer{Clients: c, Plan: plan, Secrets: bundle, Options: o}).Run(ctx)
+	})
 }
 
 // Promote the production canary to stable: check that the canary is available, runs one digest and did not restart
@@ -398,15 +392,9 @@ func (m *RinggCi) Promote(
 	if err != nil {
 		return "", err
 	}
-	clients, err := m.clients(ctx, plan.To)
-	if err != nil {
-		return "", err
-	}
-	res, err := (&release.Promoter{Clients: clients, Plan: plan, Options: progressOptions(clients.Logger)}).Run(ctx)
-	if err != nil {
-		return "", err
-	}
-	return res.Summary(), nil
+	return m.execute(ctx, plan.To, func(c release.Clients, o release.Options) (summarizer, error) {
+		return (&release.Promoter{Clients: c, Plan: plan, Options: o}).Run(ctx)
+	})
 }
 
 // Roll a target back: stable (or staging) to its previous or a given revision, the canary to the image stable runs.
@@ -442,15 +430,9 @@ func (m *RinggCi) Rollback(
 	if err != nil {
 		return "", err
 	}
-	clients, err := m.clients(ctx, plan.Target)
-	if err != nil {
-		return "", err
-	}
-	res, err := (&release.Rollbacker{Clients: clients, Plan: plan, Options: progressOptions(clients.Logger)}).Run(ctx)
-	if err != nil {
-		return "", err
-	}
-	return res.Summary(), nil
+	return m.execute(ctx, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
+		return (&release.Rollbacker{Clients: c, Plan: plan, Options: o}).Run(ctx)
+	})
 }
 
 // Show each target's release revision and state, the digest it runs, pods ready/total, and whether canary and stable
