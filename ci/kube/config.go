@@ -3,6 +3,7 @@ package kube
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -90,22 +91,48 @@ type bearerTransport struct {
 	cache *bearerCache
 }
 
-// RoundTrip implements http.RoundTripper.
+// RoundTrip implements http.RoundTripper. A request refused with 401 is
+// sent once more with a fresh token when its body can be replayed: the API
+// server checks the token before anything else, so the refused attempt had
+// no effect. Without it, a token expiring during a long rollout would fail
+// the first write after it (e.g. Helm's release record).
 func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Header.Get("Authorization") != "" {
 		return t.base.RoundTrip(req)
 	}
+	resp, refused, err := t.send(req)
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	if err != nil || !refused || !replayable {
+		return resp, err
+	}
+	again := req.Clone(req.Context())
+	if req.GetBody != nil {
+		body, err := req.GetBody()
+		if err != nil {
+			return resp, nil
+		}
+		again.Body = body
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	resp, _, err = t.send(again)
+	return resp, err
+}
+
+// send makes one attempt; refused reports a 401, whose token was dropped.
+func (t *bearerTransport) send(req *http.Request) (*http.Response, bool, error) {
 	tok, err := t.cache.token()
 	if err != nil {
-		return nil, fmt.Errorf("get a token for the kubernetes api: %w", err)
+		return nil, false, fmt.Errorf("get a token for the kubernetes api: %w", err)
 	}
 	r := req.Clone(req.Context())
 	tok.SetAuthHeader(r)
 	resp, err := t.base.RoundTrip(r)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
 		t.cache.refused(tok.AccessToken)
+		return resp, true, nil
 	}
-	return resp, err
+	return resp, false, err
 }
 
 // WrappedRoundTripper lets client-go see the transport underneath.

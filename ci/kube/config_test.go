@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -98,7 +99,10 @@ func tokenMint(t *testing.T) (*httptest.Server, *atomic.Int32) {
 // token (as after a revocation) although it has not expired. client-go must
 // drop it from every cache, gcpauth's included, and the next call must carry
 // a freshly minted token.
-func TestForGKERecoversFromRevokedToken(t *testing.T) {
+// mintedSource is an authorized_user token source whose loopback token
+// endpoint mints ya29.minted-1, -2, … and counts them.
+func mintedSource(t *testing.T) (oauth2.TokenSource, *atomic.Int32) {
+	t.Helper()
 	mint, minted := tokenMint(t)
 	creds, _ := json.Marshal(map[string]string{
 		"type": "authorized_user", "client_id": "id", "client_secret": "secret",
@@ -110,6 +114,11 @@ func TestForGKERecoversFromRevokedToken(t *testing.T) {
 		AllowedTokenHosts: []string{strings.TrimPrefix(mint.URL, "http://")},
 	})
 	assert.NilError(t, err)
+	return ts, minted
+}
+
+func TestForGKERecoversFromRevokedToken(t *testing.T) {
+	ts, minted := mintedSource(t)
 	api := newFakeAPIServer(t, func(b string) bool { return b != "ya29.minted-1" })
 
 	cfg := kube.ForGKE(api.hostPort(), api.caPEM(), ts)
@@ -119,8 +128,7 @@ func TestForGKERecoversFromRevokedToken(t *testing.T) {
 	client, err := kubernetes.NewForConfig(cfg)
 	assert.NilError(t, err)
 
-	_, err = client.Discovery().ServerVersion()
-	assert.Check(t, apierrors.IsUnauthorized(err), "got %v", err)
+	// The refused request is sent again, once, with a fresh token.
 	v, err := client.Discovery().ServerVersion()
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(v.GitVersion, "v1.33.2-gke.1"))
@@ -136,6 +144,18 @@ func TestForGKERecoversFromRevokedToken(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	assert.Check(t, is.Equal(minted.Load(), int32(2)))
+}
+
+// A token the server keeps refusing is retried once, not forever.
+func TestForGKEGivesUpAfterOneRetry(t *testing.T) {
+	ts, minted := mintedSource(t)
+	api := newFakeAPIServer(t, func(string) bool { return false })
+	client, err := kubernetes.NewForConfig(kube.ForGKE(api.hostPort(), api.caPEM(), ts))
+	assert.NilError(t, err)
+	_, err = client.Discovery().ServerVersion()
+	assert.Check(t, apierrors.IsUnauthorized(err), "got %v", err)
+	assert.Check(t, is.DeepEqual(api.bearers(), []string{"ya29.minted-1", "ya29.minted-2"}))
 	assert.Check(t, is.Equal(minted.Load(), int32(2)))
 }
 

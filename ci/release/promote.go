@@ -75,8 +75,14 @@ func (p *Promoter) Run(ctx context.Context) (*PromoteResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	// Validate stable's values files before looking at anything.
-	if _, err := chart.Values(plan.ChartDir, plan.ValuesFiles, nil); err != nil {
+	// Validate and render stable's values before looking at anything: a broken
+	// file must not cost the soak. The canary's digest replaces the placeholder.
+	placeholder := pipeline.ComputedValues(pipeline.Image{Repository: to.Image, Digest: "sha256:" + strings.Repeat("0", 64)}, pipeline.SecretNames{})
+	vals, err := chart.Values(plan.ChartDir, plan.ValuesFiles, placeholder)
+	if err == nil {
+		_, err = chart.Render(ch, vals, chart.RenderOptions{Release: to.Release, Namespace: to.Namespace})
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	cfg, err := c.helmConfig(from.Namespace)
