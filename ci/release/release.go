@@ -18,6 +18,7 @@ import (
 	helmkube "helm.sh/helm/v3/pkg/kube"
 	hrelease "helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -131,14 +132,32 @@ func recoverPending(cfg *action.Configuration, name, holder string, log *slog.Lo
 	return msg, nil
 }
 
-// setStatus rewrites the status of one record.
+// setStatus rewrites the status of one record. A write that fails is tried
+// twice more over about 3 s (an API server restart, a refreshed token): the
+// record must match the outcome, and after a good rollout the write is all
+// that is left to do.
 func setStatus(cfg *action.Configuration, rel *hrelease.Release, st hrelease.Status, desc string) error {
 	rel.Info.Status = st
 	rel.Info.Description = desc
-	if err := cfg.Releases.Update(rel); err != nil {
-		return fmt.Errorf("record revision %d of release %s as %s: %w", rel.Version, rel.Name, st, err)
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * time.Second)
+		}
+		if err = cfg.Releases.Update(rel); err == nil || !transient(err) {
+			break
+		}
 	}
-	return nil
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("record revision %d of release %s as %s: %w", rel.Version, rel.Name, st, err)
+}
+
+// transient tells errors worth retrying (the API server restarting, a token
+// being replaced) from refusals that will not change (RBAC, validation).
+func transient(err error) bool {
+	return !apierrors.IsForbidden(err) && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err)
 }
 
 // secretNamesOf reads the Secret names a release record was given.

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	chartpkg "github.com/ringg/ringg-ci/ci/chart"
 	"github.com/ringg/ringg-ci/ci/pipeline"
@@ -237,4 +240,25 @@ func TestKeptSecretNames(t *testing.T) {
 	keep, err := keptSecretNames(cfg)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, keep, map[string]bool{"app-aaa": true, "creds-aaa": true, "app-bbb": true, "creds-bbb": true})
+}
+
+func TestTransient(t *testing.T) {
+	gr := schema.GroupResource{Resource: "secrets"}
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", errors.New("dial tcp 127.0.0.1:6443: connect: connection refused"), true},
+		{"unauthorized", apierrors.NewUnauthorized("token expired"), true},
+		{"unavailable", apierrors.NewServiceUnavailable("restarting"), true},
+		{"forbidden", apierrors.NewForbidden(gr, "x", errors.New("rbac")), false},
+		{"not found", apierrors.NewNotFound(gr, "x"), false},
+		{"bad request", apierrors.NewBadRequest("no"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, transient(tc.err), tc.want)
+		})
+	}
 }
