@@ -14,8 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -335,19 +335,23 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 		UpdateFunc: func(any, any) { poke(changed) },
 		DeleteFunc: func(any) { poke(changed) },
 	}
-	depFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(o.Namespace),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
-			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.Name).String()
-		}))
-	podFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(o.Namespace),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = sel.String() }))
-	depInf := depFactory.Apps().V1().Deployments()
-	rsInf := podFactory.Apps().V1().ReplicaSets()
-	podInf := podFactory.Core().V1().Pods()
+	// Plain informers over the typed clients: the informers package would
+	// add ~120 packages to the module's cold compile for three resources.
+	byName := func(lo *metav1.ListOptions) {
+		lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.Name).String()
+	}
+	bySelector := func(lo *metav1.ListOptions) { lo.LabelSelector = sel.String() }
+	deps := client.AppsV1().Deployments(o.Namespace)
+	rsets := client.AppsV1().ReplicaSets(o.Namespace)
+	podsAPI := client.CoreV1().Pods(o.Namespace)
+	depInf := informer(client, &appsv1.Deployment{}, byName, deps.List, deps.Watch)
+	rsInf := informer(client, &appsv1.ReplicaSet{}, bySelector, rsets.List, rsets.Watch)
+	podInf := informer(client, &corev1.Pod{}, bySelector, podsAPI.List, podsAPI.Watch)
+	informers := []cache.SharedIndexInformer{depInf, rsInf, podInf}
 	// A watch the caller may not make never syncs: without this the rollout
 	// would wait out its whole timeout and blame the pods.
 	forbidden := make(chan error, 1)
-	for _, inf := range []cache.SharedIndexInformer{depInf.Informer(), rsInf.Informer(), podInf.Informer()} {
+	for _, inf := range informers {
 		if _, err := inf.AddEventHandler(notify); err != nil {
 			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s: %w", o.Name, err)
 		}
@@ -363,13 +367,10 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 		}
 	}
 	stop := make(chan struct{})
-	defer func() {
-		close(stop)
-		depFactory.Shutdown()
-		podFactory.Shutdown()
-	}()
-	depFactory.Start(stop)
-	podFactory.Start(stop)
+	defer close(stop)
+	for _, inf := range informers {
+		go inf.Run(stop)
+	}
 
 	// Look at least every second (a pull error's grace runs out without any
 	// event); report progress every Interval.
@@ -378,14 +379,13 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 	lastReport := o.Now()
 	pullSince := map[string]time.Time{}
 	look := func() rolloutState {
-		d, err := depInf.Lister().Deployments(o.Namespace).Get(o.Name)
-		if err != nil {
-			d = dep // not synced yet or deleted: keep the last known
-		} else {
+		d := dep // not synced yet or deleted: keep the last known
+		if obj, ok, _ := depInf.GetStore().GetByKey(o.Namespace + "/" + o.Name); ok {
+			d = obj.(*appsv1.Deployment)
 			dep = d
 		}
-		rss, _ := rsInf.Lister().ReplicaSets(o.Namespace).List(labels.Everything())
-		pods, _ := podInf.Lister().Pods(o.Namespace).List(labels.Everything())
+		rss := stored[*appsv1.ReplicaSet](rsInf)
+		pods := stored[*corev1.Pod](podInf)
 		st := evaluate(d, rss, pods)
 		now := o.Now()
 		st.progress.Elapsed = now.Sub(start)
@@ -406,7 +406,7 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 		return st
 	}
 	synced := func() bool {
-		return depInf.Informer().HasSynced() && rsInf.Informer().HasSynced() && podInf.Informer().HasSynced()
+		return depInf.HasSynced() && rsInf.HasSynced() && podInf.HasSynced()
 	}
 	var st rolloutState
 	for {
@@ -447,6 +447,38 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 			o.Progress(st.progress)
 		}
 	}
+}
+
+// informer watches one kind of object in a namespace, with list options
+// narrowed by tweak. Like client-go's generated informers, it streams the
+// initial list only from clients that support it (not the fake clientset).
+func informer[L runtime.Object](client kubernetes.Interface, obj runtime.Object, tweak func(*metav1.ListOptions),
+	list func(context.Context, metav1.ListOptions) (L, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error),
+) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
+			tweak(&lo)
+			return list(ctx, lo)
+		},
+		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
+			tweak(&lo)
+			return watchFn(ctx, lo)
+		},
+	}
+	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, client), obj, 0, cache.Indexers{})
+}
+
+// stored lists the objects an informer holds.
+func stored[T any](inf cache.SharedIndexInformer) []T {
+	items := inf.GetStore().List()
+	out := make([]T, 0, len(items))
+	for _, it := range items {
+		if v, ok := it.(T); ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func poke(c chan struct{}) {
