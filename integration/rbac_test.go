@@ -286,6 +286,7 @@ var notExercised = map[string]string{
 	"list apps/deployments":                       "the rollout watch's informers list when the API server cannot stream a watch's initial state",
 	"list apps/replicasets":                       "the rollout watch's informers list when the API server cannot stream a watch's initial state",
 	"update coordination.k8s.io/leases":           "the lock renews its lease during rollouts longer than a third of its TTL",
+	"get coordination.k8s.io/leases":              "the lock reads its lease only when creating it finds one (another run holds it, or a dead run left it)",
 	"delete /secrets":                             "pruning Secret versions no kept revision references, and Helm's history limit",
 	"patch /services":                             "a promote after a values change to the Service",
 	"patch networking.k8s.io/ingresses":           "a promote after a values change to the Ingress",

@@ -43,7 +43,11 @@ func TestReleaseDeployKilledThenRerun(t *testing.T) {
 	assert.NilError(t, cmd.Start())
 	waitFor(t, 60*time.Second, func() bool {
 		h := e.history("dv-pipecat-canary")
-		return len(h) == 2 && h[1] != nil && h[1].Info.Status == hrelease.StatusPendingUpgrade
+		// Helm stores the new revision as pending-upgrade before it finishes;
+		// the engine's own description says the upgrade is done and the
+		// rollout is being watched, which is where this test kills.
+		return len(h) == 2 && h[1] != nil && h[1].Info.Status == hrelease.StatusPendingUpgrade &&
+			h[1].Info.Description == "waiting for the rollout"
 	})
 	assert.NilError(t, cmd.Process.Kill())
 	_ = cmd.Wait()

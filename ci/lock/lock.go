@@ -195,18 +195,19 @@ func (o Options) validate() error {
 // Lease changed under it (a racer); the caller looks again.
 func (h *Held) tryAcquire(ctx context.Context, release string) (bool, error) {
 	now := h.clock()
-	cur, err := h.leases.Get(ctx, h.name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		created, err := h.leases.Create(ctx, h.newLease(release, now), metav1.CreateOptions{FieldManager: ManagedBy})
-		switch {
-		case apierrors.IsAlreadyExists(err):
-			return false, nil
-		case err != nil:
-			return false, fmt.Errorf("acquire lock %s in %s: create lease: %w; check that the CI identity may create Leases (coordination.k8s.io) there", h.name, h.namespace, err)
-		}
+	// Usually nobody holds the lock: create first, read only on a conflict.
+	created, err := h.leases.Create(ctx, h.newLease(release, now), metav1.CreateOptions{FieldManager: ManagedBy})
+	switch {
+	case err == nil:
 		h.took(created, now)
 		h.log.Info("acquired release lock", "holder", h.holder, "ttl", h.ttl)
 		return true, nil
+	case !apierrors.IsAlreadyExists(err):
+		return false, fmt.Errorf("acquire lock %s in %s: create lease: %w; check that the CI identity may create Leases (coordination.k8s.io) there", h.name, h.namespace, err)
+	}
+	cur, err := h.leases.Get(ctx, h.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil // released meanwhile: try again
 	}
 	if err != nil {
 		return false, fmt.Errorf("acquire lock %s in %s: get lease: %w; check access to the cluster", h.name, h.namespace, err)

@@ -158,7 +158,8 @@ func (j job) run(ctx context.Context) (*Result, error) {
 		return res, fmt.Errorf("%s: %w", j.what(), err)
 	}
 	defer unlock()
-	if res.Recovered, err = recoverPending(cfg, name, j.holder, c.Logger); err != nil {
+	var prev *hrelease.Release
+	if res.Recovered, prev, err = recoverPending(cfg, name, j.holder, c.Logger); err != nil {
 		return res, fmt.Errorf("%s: %w", j.what(), err)
 	}
 	deployed := deployedRecord(cfg, name)
@@ -176,10 +177,6 @@ func (j job) run(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", j.what(), err)
 		}
-	}
-	prev, err := last(cfg, name)
-	if err != nil {
-		return res, fmt.Errorf("%s: %w", j.what(), err)
 	}
 	desc := fmt.Sprintf("%s %s by %s", j.verb, j.image.Digest, j.holder)
 	var rel *hrelease.Release
@@ -222,17 +219,24 @@ func (j job) run(ctx context.Context) (*Result, error) {
 	}
 	c.Logger.Info("upgraded, watching rollout", "target", j.target.Name, "release", name, "revision", rel.Version, "timeout", timeout)
 
+	// Pruning depends on the stored records, not on the rollout's outcome:
+	// it runs while the rollout is watched, off the deploy's critical path.
+	pruned := make(chan []string, 1)
+	go func() { pruned <- prune(ctx, c, cfg, j.target.Namespace) }()
 	pods, werr := j.watch(ctx, held, r.deployment, "rollout")
 	res.Pods = pods
+	early := <-pruned
 	if werr == nil {
+		res.Pruned = early
 		if err := setStatus(cfg, rel, hrelease.StatusDeployed, desc); err != nil {
 			return res, fmt.Errorf("%s: %w", j.what(), err)
 		}
 		res.Status = string(hrelease.StatusDeployed)
-		res.Pruned = prune(ctx, c, cfg, j.target.Namespace)
 		return res, nil
 	}
-	return res, j.fail(ctx, failure{held: held, rel: rel, deployed: deployed, deployment: r.deployment, cause: werr}, res)
+	err = j.fail(ctx, failure{held: held, rel: rel, deployed: deployed, deployment: r.deployment, cause: werr}, res)
+	res.Pruned = append(early, res.Pruned...)
+	return res, err
 }
 
 // watch waits for the rollout; losing the lock stops it.

@@ -115,21 +115,23 @@ func last(cfg *action.Configuration, name string) (*hrelease.Release, error) {
 // recoverPending marks a release's last record failed when a killed run left
 // it pending-install, -upgrade or -rollback: with the lock held, no run is
 // working on it, and Helm refuses every later operation until it is resolved.
-// It returns a description of what it did, or "".
-func recoverPending(cfg *action.Configuration, name, holder string, log *slog.Logger) (string, error) {
+// It returns a description of what it did ("" when nothing), and the last
+// record as it now stands (nil when the release has none), so callers need
+// not read the history again.
+func recoverPending(cfg *action.Configuration, name, holder string, log *slog.Logger) (string, *hrelease.Release, error) {
 	rel, err := last(cfg, name)
 	if err != nil || rel == nil || !rel.Info.Status.IsPending() {
-		return "", err
+		return "", rel, err
 	}
 	was := rel.Info.Status
 	rel.Info.Status = hrelease.StatusFailed
 	rel.Info.Description = fmt.Sprintf("interrupted while %s; marked failed by %s", was, holder)
 	if err := cfg.Releases.Update(rel); err != nil {
-		return "", fmt.Errorf("mark interrupted revision %d of release %s failed: %w", rel.Version, name, err)
+		return "", nil, fmt.Errorf("mark interrupted revision %d of release %s failed: %w", rel.Version, name, err)
 	}
 	msg := fmt.Sprintf("revision %d of release %s was left %s by an interrupted run: marked failed", rel.Version, name, was)
 	log.Warn("recovered interrupted release", "release", name, "revision", rel.Version, "was", string(was))
-	return msg, nil
+	return msg, rel, nil
 }
 
 // setStatus rewrites the status of one record. A write that fails is tried

@@ -220,17 +220,20 @@ func TestRollbackTarget(t *testing.T) {
 
 func TestRecoverPending(t *testing.T) {
 	cfg := memoryConfig(t, rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusPendingUpgrade, digestB))
-	msg, err := recoverPending(cfg, "web", "run 7", slog.New(slog.DiscardHandler))
+	msg, lastRec, err := recoverPending(cfg, "web", "run 7", slog.New(slog.DiscardHandler))
 	assert.NilError(t, err)
 	assert.Equal(t, msg, "revision 2 of release web was left pending-upgrade by an interrupted run: marked failed")
+	assert.Equal(t, lastRec.Version, 2)
+	assert.Equal(t, lastRec.Info.Status, hrelease.StatusFailed)
 	r, err := cfg.Releases.Get("web", 2)
 	assert.NilError(t, err)
 	assert.Equal(t, r.Info.Status, hrelease.StatusFailed)
 	assert.Equal(t, r.Info.Description, "interrupted while pending-upgrade; marked failed by run 7")
 
-	msg, err = recoverPending(cfg, "web", "run 8", slog.New(slog.DiscardHandler))
+	msg, lastRec, err = recoverPending(cfg, "web", "run 8", slog.New(slog.DiscardHandler))
 	assert.NilError(t, err)
 	assert.Equal(t, msg, "", "a settled release needs no recovery")
+	assert.Equal(t, lastRec.Version, 2)
 }
 
 func TestKeptSecretNames(t *testing.T) {

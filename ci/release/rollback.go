@@ -88,7 +88,7 @@ func (r *Rollbacker) toRevision(ctx context.Context, c Clients, cfg *action.Conf
 		return res, fmt.Errorf("%s: %w", what, err)
 	}
 	defer unlock()
-	if res.Recovered, err = recoverPending(cfg, name, p.Holder, c.Logger); err != nil {
+	if res.Recovered, _, err = recoverPending(cfg, name, p.Holder, c.Logger); err != nil {
 		return res, fmt.Errorf("%s: %w", what, err)
 	}
 	if d := deployedRecord(cfg, name); d != nil {
