@@ -137,17 +137,26 @@ func parseDuration(flag, s string) (time.Duration, error) {
 	return d, nil
 }
 
-// kubeClients is clients with a clientset, for the operations that talk to
-// the API directly.
-func (m *RinggCi) kubeClients(ctx context.Context, t targets.Target) (release.Clients, error) {
+// operate prepares an operation (health, logs, scale): it reads the verb's
+// duration flag and connects to the target's cluster with a clientset, for
+// the operations that talk to the API directly.
+func (m *RinggCi) operate(ctx context.Context, target Target, flag, value string) (targets.Target, time.Duration, release.Clients, error) {
+	d, err := parseDuration(flag, value)
+	if err != nil {
+		return targets.Target{}, 0, release.Clients{}, err
+	}
+	t, err := m.target(target)
+	if err != nil {
+		return t, 0, release.Clients{}, err
+	}
 	c, err := m.clients(ctx, t)
 	if err != nil {
-		return c, err
+		return t, 0, c, err
 	}
 	if c.Kube, err = kubernetes.NewForConfig(c.Config); err != nil {
-		return c, fmt.Errorf("connect to the cluster of %s: %w", t.Name, err)
+		return t, 0, c, fmt.Errorf("connect to the cluster of %s: %w", t.Name, err)
 	}
-	return c, nil
+	return t, d, c, nil
 }
 
 // jsonText renders v as indented JSON.

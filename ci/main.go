@@ -595,15 +595,7 @@ func (m *RinggCi) Health(
 	// +optional
 	json bool,
 ) (string, error) {
-	wait, err := parseDuration("--timeout", timeout)
-	if err != nil {
-		return "", err
-	}
-	t, err := m.target(target)
-	if err != nil {
-		return "", err
-	}
-	clients, err := m.kubeClients(ctx, t)
+	t, wait, clients, err := m.operate(ctx, target, "--timeout", timeout)
 	if err != nil {
 		return "", err
 	}
@@ -633,15 +625,7 @@ func (m *RinggCi) Logs(
 	// +optional
 	pod string,
 ) (string, error) {
-	d, err := parseDuration("--since", since)
-	if err != nil {
-		return "", err
-	}
-	t, err := m.target(target)
-	if err != nil {
-		return "", err
-	}
-	clients, err := m.kubeClients(ctx, t)
+	t, d, clients, err := m.operate(ctx, target, "--since", since)
 	if err != nil {
 		return "", err
 	}
@@ -665,15 +649,7 @@ func (m *RinggCi) Scale(
 	// +default="5m"
 	wait string,
 ) (string, error) {
-	d, err := parseDuration("--wait", wait)
-	if err != nil {
-		return "", err
-	}
-	t, err := m.target(target)
-	if err != nil {
-		return "", err
-	}
-	clients, err := m.kubeClients(ctx, t)
+	t, d, clients, err := m.operate(ctx, target, "--wait", wait)
 	if err != nil {
 		return "", err
 	}
