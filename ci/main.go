@@ -217,7 +217,7 @@ func (m *RinggCi) LintChart(ctx context.Context) error {
 	}
 	log := logger()
 	for _, t := range targets.All() {
-		computed := pipeline.ComputedValues(pipeline.Image{Repository: t.Image, Digest: "sha256:" + strings.Repeat("0", 64)}, pipeline.SecretNames{})
+		computed := pipeline.ComputedValues(pipeline.Image{Repository: t.Image, Digest: pipeline.PlaceholderDigest}, pipeline.SecretNames{})
 		if err := chart.Lint(dir, t.ValuesFiles, computed); err != nil {
 			return err
 		}
@@ -330,7 +330,7 @@ func (m *RinggCi) Deploy(
 	}
 	if image == "" {
 		// Validate everything that can be checked before the slow build and push.
-		in.Image = "sha256:" + strings.Repeat("0", 64)
+		in.Image = pipeline.PlaceholderDigest
 	}
 	plan, err := pipeline.NewDeploy(in)
 	if err != nil {

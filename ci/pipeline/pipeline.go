@@ -33,6 +33,10 @@ func (i Image) String() string { return i.Repository + "@" + i.Digest }
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
+// PlaceholderDigest stands for an image not built yet, so a plan or render
+// can be checked before the slow build and push.
+const PlaceholderDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+
 // ValidateDigest checks that d is a sha256 digest as registries print it.
 func ValidateDigest(d string) error {
 	if !digestRE.MatchString(d) {

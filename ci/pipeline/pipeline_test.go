@@ -164,3 +164,7 @@ func TestNewStatus(t *testing.T) {
 	_, err = NewStatus(nil, targets.Overrides{})
 	assert.ErrorContains(t, err, "no target given")
 }
+
+func TestPlaceholderDigestIsAValidDigest(t *testing.T) {
+	assert.NilError(t, ValidateDigest(PlaceholderDigest))
+}

@@ -77,7 +77,7 @@ func (p *Promoter) Run(ctx context.Context) (*PromoteResult, error) {
 	}
 	// Validate and render stable's values before looking at anything: a broken
 	// file must not cost the soak. The canary's digest replaces the placeholder.
-	placeholder := pipeline.ComputedValues(pipeline.Image{Repository: to.Image, Digest: "sha256:" + strings.Repeat("0", 64)}, pipeline.SecretNames{})
+	placeholder := pipeline.ComputedValues(pipeline.Image{Repository: to.Image, Digest: pipeline.PlaceholderDigest}, pipeline.SecretNames{})
 	vals, err := chart.Values(plan.ChartDir, plan.ValuesFiles, placeholder)
 	if err == nil {
 		_, err = chart.Render(ch, vals, chart.RenderOptions{Release: to.Release, Namespace: to.Namespace})
