@@ -54,14 +54,7 @@ func (p DeployPlan) MarshalJSON() ([]byte, error) {
 func NewDeploy(in DeployInput) (DeployPlan, error) {
 	var errs []error
 	t, err := targets.ForBranch(in.Branch)
-	if err != nil {
-		errs = append(errs, err)
-	} else {
-		t = t.With(in.Overrides)
-		if err := t.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	t, _ = resolve(t, err, in.Overrides, &errs)
 	p := DeployPlan{Target: t, ChartDir: in.ChartDir, ValuesFiles: t.ValuesFiles, Timeout: in.Timeout, MaxHistory: MaxHistory, Secrets: SecretsCurrent}
 	if err := checkChartDir(in.ChartDir); err != nil {
 		errs = append(errs, err)

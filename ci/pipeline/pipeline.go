@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // MaxHistory is how many revisions of a release Helm keeps: each revision is
@@ -32,6 +34,20 @@ type Image struct {
 func (i Image) String() string { return i.Repository + "@" + i.Digest }
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// resolve applies the overrides to a target a lookup found and validates it,
+// adding every problem to errs; found is false when the lookup failed.
+func resolve(t targets.Target, lookup error, o targets.Overrides, errs *[]error) (_ targets.Target, found bool) {
+	if lookup != nil {
+		*errs = append(*errs, lookup)
+		return t, false
+	}
+	t = t.With(o)
+	if err := t.Validate(); err != nil {
+		*errs = append(*errs, err)
+	}
+	return t, true
+}
 
 // PlaceholderDigest stands for an image not built yet, so a plan or render
 // can be checked before the slow build and push.

@@ -59,14 +59,7 @@ func (p RollbackPlan) MarshalJSON() ([]byte, error) {
 func NewRollback(in RollbackInput) (RollbackPlan, error) {
 	var errs []error
 	t, err := targets.Get(in.Target)
-	if err != nil {
-		errs = append(errs, err)
-	} else {
-		t = t.With(in.Overrides)
-		if err := t.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	t, _ = resolve(t, err, in.Overrides, &errs)
 	p := RollbackPlan{Target: t, Mode: ToRevision, Revision: in.Revision, Timeout: in.Timeout, MaxHistory: MaxHistory}
 	if in.Revision < 0 {
 		errs = append(errs, fmt.Errorf("revision %d is negative: pass 0 for the previous revision", in.Revision))

@@ -22,13 +22,9 @@ func NewStatus(names []targets.Name, o targets.Overrides) (StatusPlan, error) {
 	}
 	for _, n := range names {
 		t, err := targets.Get(n)
-		if err != nil {
-			errs = append(errs, err)
+		t, found := resolve(t, err, o, &errs)
+		if !found {
 			continue
-		}
-		t = t.With(o)
-		if err := t.Validate(); err != nil {
-			errs = append(errs, err)
 		}
 		if len(p.Targets) > 0 && p.Targets[0].Cluster != t.Cluster {
 			errs = append(errs, fmt.Errorf("target %s is in cluster %s, %s in %s: ask for one cluster's targets at a time", t.Name, t.Cluster.Name, p.Targets[0].Name, p.Targets[0].Cluster.Name))
