@@ -4,6 +4,7 @@ go 1.26.1
 
 require (
 	github.com/google/go-containerregistry v0.22.1
+	github.com/ringg/ringg-ci/tools/testcluster/controlplane v0.0.0-00010101000000-000000000000
 	gotest.tools/v3 v3.5.2
 	helm.sh/helm/v3 v3.22.0
 	k8s.io/cli-runtime v0.37.0
@@ -137,3 +138,7 @@ require (
 // The Dagger module is its own Go module (Dagger requires ci/go.mod); the
 // integration tests and tooling here use its packages from the same tree.
 replace github.com/ringg/ringg-ci/ci => ./ci
+
+// The test cluster's PKI, kubeconfigs and component flags (stdlib only),
+// shared by cmd/sandbox-cluster and the testcluster helper.
+replace github.com/ringg/ringg-ci/tools/testcluster/controlplane => ./tools/testcluster/controlplane

@@ -15,7 +15,10 @@ type Function struct {
 	Name string
 	// Doc is the function's doc comment, pragmas included.
 	Doc string
-	// Undocumented lists arguments with no comment line right above them.
+	// Undocumented lists arguments with no comment line right above them,
+	// and every name after the first of a declaration such as `a, b string`:
+	// the codegen gives those no comment (unpackASTFields and
+	// commentForFuncField in the Go SDK codegen's modules.go).
 	Undocumented []string
 }
 
@@ -49,8 +52,9 @@ func Functions(dir string) ([]Function, error) {
 				if sel, ok := p.Type.(*ast.SelectorExpr); ok && sel.Sel.Name == "Context" {
 					continue
 				}
-				if !commentEnds[fset.Position(p.Pos()).Line-1] {
-					for _, n := range p.Names {
+				documented := commentEnds[fset.Position(p.Pos()).Line-1]
+				for i, n := range p.Names {
+					if !documented || i > 0 {
 						fun.Undocumented = append(fun.Undocumented, n.Name)
 					}
 				}

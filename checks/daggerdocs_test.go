@@ -15,7 +15,7 @@ import (
 var goStyle = regexp.MustCompile(`^[A-Z][a-zA-Z]* [a-z]+s `)
 
 func TestDaggerFunctionsAreDocumentedAndUncachedWhenLive(t *testing.T) {
-	funcs, err := Functions("../ci")
+	funcs, err := Functions("../.dagger")
 	assert.NilError(t, err)
 	live := map[string]bool{"Publish": true, "Deploy": true, "Promote": true, "Rollback": true, "Status": true, "Plan": true}
 	seen := map[string]bool{}
@@ -34,4 +34,16 @@ func TestDaggerFunctionsAreDocumentedAndUncachedWhenLive(t *testing.T) {
 	for name := range live {
 		assert.Check(t, seen[name], "the module has %s", name)
 	}
+}
+
+// An argument without its own comment line has no --help text: one declared
+// after another on the same line gets none either.
+func TestFunctionsFindsUndocumentedArguments(t *testing.T) {
+	funcs, err := Functions("testdata/undocumented-arguments")
+	assert.NilError(t, err)
+	assert.DeepEqual(t, funcs, []Function{{
+		Name:         "Deploy",
+		Doc:          "Deploy a branch.\n",
+		Undocumented: []string{"commit", "image"},
+	}})
 }

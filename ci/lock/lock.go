@@ -54,6 +54,9 @@ var (
 	// ErrLost means a held lock stopped being ours: it expired before it
 	// could be renewed, was taken over, or was deleted by hand.
 	ErrLost = errors.New("release lock was lost")
+	// ErrNoNamespace means the release's namespace does not exist: nothing
+	// was changed.
+	ErrNoNamespace = errors.New("no such namespace")
 )
 
 // LeaseName is the name of the Lease that locks release.
@@ -202,6 +205,10 @@ func (h *Held) tryAcquire(ctx context.Context, release string) (bool, error) {
 		h.took(created, now)
 		h.log.Info("acquired release lock", "holder", h.holder, "ttl", h.ttl)
 		return true, nil
+	case apierrors.IsNotFound(err):
+		// The only thing a create can miss is the namespace itself.
+		return false, fmt.Errorf("acquire lock %s: %w: namespace %q does not exist in this cluster; create it (it holds the release, its Secrets and its lock) or pass the release's namespace with --namespace",
+			h.name, ErrNoNamespace, h.namespace)
 	case !apierrors.IsAlreadyExists(err):
 		return false, fmt.Errorf("acquire lock %s in %s: create lease: %w; check that the CI identity may create Leases (coordination.k8s.io) there", h.name, h.namespace, err)
 	}

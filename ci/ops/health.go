@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -266,7 +267,7 @@ func dial(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, p *core
 	select {
 	case d := <-out:
 		if d.err != nil {
-			return nil, fmt.Errorf("port-forward to %s: %w; the deploying account needs create and get on pods/portforward (deploy/rbac/role.yaml)", p.Name, d.err)
+			return nil, portForwardError(p, d.err)
 		}
 		return d.conn, nil
 	case <-ctx.Done():
@@ -277,4 +278,13 @@ func dial(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, p *core
 		}()
 		return nil, fmt.Errorf("port-forward to %s: %w", p.Name, ctx.Err())
 	}
+}
+
+// portForwardError says why a port-forward could not open: RBAC only when
+// the API server refused it, else the path through the pod's node.
+func portForwardError(p *corev1.Pod, err error) error {
+	if apierrors.IsForbidden(err) || strings.Contains(strings.ToLower(err.Error()), "forbidden") {
+		return fmt.Errorf("port-forward to %s: %w; the deploying account needs create and get on pods/portforward (deploy/rbac/role.yaml)", p.Name, err)
+	}
+	return fmt.Errorf("port-forward to %s: %w; the API server could not reach the kubelet of node %q that runs the pod: check the node (kubectl describe node) and retry", p.Name, err, p.Spec.NodeName)
 }

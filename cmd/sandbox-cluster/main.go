@@ -1,21 +1,25 @@
 // Command sandbox-cluster is the entrypoint of the sandbox's throwaway
-// Kubernetes cluster, run as a Dagger service by `dagger call sandbox`.
+// Kubernetes cluster, run as a Dagger service by `dagger call sandbox` in a
+// container made of the official control-plane images.
 //
-//	sandbox-cluster serve [--testcluster PATH] [--api-port 6443] [--ready-port 6444] [--alias kube] ...
+//	sandbox-cluster serve [--bin-dir /usr/local/bin] [--api-port 6443] [--ready-port 6444] [--alias kube] ...
 //
-// serve starts the testcluster helper (tools/testcluster: etcd,
-// kube-apiserver and kube-controller-manager) as a child process, waits until
-// the API server is ready, registers fake nodes (package
-// testcluster/fakenode) that bind pods and report them Running and Ready, and
-// only then opens the ready port. Dagger's service health check waits for
-// that port, so a function that starts the service finds the cluster ready.
-// The ready port serves GET /kubeconfig: an admin kubeconfig whose server is
-// https://<alias>:<api-port>, the name the serving certificate carries. No
-// container really runs: the fake node only reports pods Ready.
+// serve generates the cluster's PKI, starts etcd, kube-apiserver and
+// kube-controller-manager from --bin-dir (where the official images keep
+// them) as child processes, waits until the API server is ready, registers
+// fake nodes (package testcluster/fakenode) that bind pods and report them
+// Running and Ready, runs a fake kubelet (package testcluster/fakekubelet)
+// behind them that answers pod logs and port-forwards through the API server,
+// and only then opens the ready port. Dagger's service health check waits
+// for that port, so a function that starts the service finds the cluster
+// ready. The ready port serves GET /kubeconfig: an admin kubeconfig whose
+// server is https://<alias>:<api-port>, the name the serving certificate
+// carries. No container really runs.
 //
-// serve exits when the child exits, and stops the child on SIGTERM or
-// SIGINT. With $SANDBOX_PKI_SEED set, the cluster's CA and admin keys are
-// derived from it (testcluster --pki-seed), so every instance of the service
+// serve exits when a component exits, and stops the components on SIGTERM
+// or SIGINT; the kernel kills them if serve itself dies. With
+// $SANDBOX_PKI_SEED set, the cluster's CA and admin keys are derived from it
+// (package tools/testcluster/controlplane), so every instance of the service
 // started with the same seed has the same credentials.
 //
 //	sandbox-cluster kubeconfig --url http://kube:6444/kubeconfig --out FILE [--server HOST:PORT] [--tls-server-name kube]

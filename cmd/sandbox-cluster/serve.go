@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,20 +10,22 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
+	"github.com/ringg/ringg-ci/tools/testcluster/controlplane"
 )
 
 // Defaults of serve: the ports and the alias the Dagger module uses.
@@ -32,16 +33,29 @@ const (
 	DefaultAPIPort   = 6443
 	DefaultReadyPort = 6444
 	DefaultAlias     = "kube"
+	// DefaultBinDir holds etcd, kube-apiserver and kube-controller-manager,
+	// where the official images keep them.
+	DefaultBinDir = "/usr/local/bin"
 	// EnvPKISeed names the environment variable holding the PKI seed. It is
 	// read from the environment, not a flag, so it stays out of argv and
 	// Dagger's logs.
 	EnvPKISeed = "SANDBOX_PKI_SEED"
 )
 
+// The control plane's binaries, by the names the official images give them.
+const (
+	binEtcd              = "etcd"
+	binAPIServer         = "kube-apiserver"
+	binControllerManager = "kube-controller-manager"
+)
+
+// serviceCIDR is the cluster's service IP range.
+const serviceCIDR = "10.96.0.0/16"
+
 // serveOptions configure serve.
 type serveOptions struct {
-	// Binary is the testcluster helper.
-	Binary string
+	// BinDir holds etcd, kube-apiserver and kube-controller-manager.
+	BinDir string
 	// DataDir keeps the cluster's state; "" means a temporary directory
 	// removed on exit.
 	DataDir string
@@ -52,29 +66,40 @@ type serveOptions struct {
 	// Alias is the host name clients use; it goes into the serving
 	// certificate and the served kubeconfig.
 	Alias string
-	// PKISeed, when set, derives the cluster's keys (testcluster --pki-seed).
+	// PKISeed, when set, derives the cluster's CA and client keys, so that
+	// whoever holds it can rebuild the admin credentials.
 	PKISeed string
 	// Architectures are the fake nodes' architectures; nil means fakenode's
 	// default (amd64 and arm64).
 	Architectures []string
-	// ReadyTimeout bounds the start, from launching the helper to the ready port.
+	// Namespaces are created before the ready port opens, as a cluster's
+	// administrator does before the first deploy.
+	Namespaces []string
+	// Verbosity is the components' log level (--v).
+	Verbosity int
+	// ReadyTimeout bounds the start, from launching etcd to the ready port.
 	ReadyTimeout time.Duration
-	// StopTimeout bounds the child's shutdown before it is killed.
+	// StopTimeout bounds each component's shutdown before it is killed.
 	StopTimeout time.Duration
 	// Log receives progress; nil discards it.
 	Log *slog.Logger
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveOptions, error) {
-	o := serveOptions{PKISeed: getenv(EnvPKISeed), StopTimeout: 20 * time.Second}
+	o := serveOptions{PKISeed: getenv(EnvPKISeed), StopTimeout: 5 * time.Second}
 	fs := flag.NewFlagSet("sandbox-cluster serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.Binary, "testcluster", "testcluster", "the testcluster helper binary (built from tools/testcluster)")
+	fs.StringVar(&o.BinDir, "bin-dir", DefaultBinDir, "directory holding etcd, kube-apiserver and kube-controller-manager")
 	fs.StringVar(&o.DataDir, "data-dir", "", "directory for the cluster's state (default: a temporary directory removed on exit)")
 	fs.StringVar(&o.BindAddress, "bind-address", "0.0.0.0", "address the API server and the ready port listen on")
 	fs.IntVar(&o.APIPort, "api-port", DefaultAPIPort, "API server port")
 	fs.IntVar(&o.ReadyPort, "ready-port", DefaultReadyPort, "port opened once the cluster and its fake nodes are ready; serves GET /kubeconfig")
 	fs.StringVar(&o.Alias, "alias", DefaultAlias, "host name clients reach the API server by (the Dagger service binding alias)")
+	fs.IntVar(&o.Verbosity, "v", 0, "log verbosity of kube-apiserver and kube-controller-manager")
+	fs.Func("namespace", "a namespace to create before the cluster counts as ready (repeatable)", func(ns string) error {
+		o.Namespaces = append(o.Namespaces, ns)
+		return nil
+	})
 	fs.DurationVar(&o.ReadyTimeout, "ready-timeout", 3*time.Minute, "give up when the cluster is not ready after this long")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -88,39 +113,80 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	return o, nil
 }
 
-// childArgs are the flags of `testcluster serve` for these options.
-func (o serveOptions) childArgs(dataDir string) []string {
-	args := []string{
-		"serve",
-		"--data-dir", dataDir,
-		"--port", strconv.Itoa(o.APIPort),
-		"--bind-address", o.BindAddress,
-		"--tls-san", o.Alias,
-		"--controller-manager=true",
-		// stdin is a pipe from this process: the helper stops when it
-		// closes, so it cannot outlive us.
-		"--watch-stdin=true",
-	}
-	if o.PKISeed != "" {
-		args = append(args, "--pki-seed", o.PKISeed)
-	}
-	return args
-}
-
 // serverURL is how clients reach the API server through the alias.
 func (o serveOptions) serverURL() string {
 	return "https://" + net.JoinHostPort(o.Alias, strconv.Itoa(o.APIPort))
 }
 
-// child is the running testcluster helper.
-type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan struct{} // closed when it has exited
-	err   error         // its exit status, set before done closes
+// layout is where one cluster keeps its files and which loopback ports
+// etcd uses.
+type layout struct {
+	dataDir                      string
+	etcdClientPort, etcdPeerPort int
+	// kubeletCA is the fake kubelet's certificate, which the API server
+	// checks it against.
+	kubeletCA string
 }
 
-// serve runs the cluster until ctx ends or the helper exits.
+func (l layout) pki() controlplane.PKI { return controlplane.PKI{Dir: filepath.Join(l.dataDir, "pki")} }
+
+func (l layout) controllerManagerKubeconfig() string {
+	return filepath.Join(l.dataDir, "controller-manager.kubeconfig")
+}
+
+// apiServer is how kube-apiserver runs in l.
+func (o serveOptions) apiServer(l layout) controlplane.APIServer {
+	return controlplane.APIServer{
+		EtcdServers:      "http://127.0.0.1:" + strconv.Itoa(l.etcdClientPort),
+		BindAddress:      o.BindAddress,
+		AdvertiseAddress: "127.0.0.1",
+		Port:             o.APIPort,
+		ServiceCIDR:      serviceCIDR,
+		Names:            []string{o.Alias},
+		Verbosity:        o.Verbosity,
+	}
+}
+
+// component is one process of the control plane.
+type component struct {
+	name, path string
+	args       []string
+}
+
+// components are etcd, kube-apiserver and kube-controller-manager for l, in
+// the order they start.
+func (o serveOptions) components(l layout) []component {
+	etcdClient := "http://127.0.0.1:" + strconv.Itoa(l.etcdClientPort)
+	etcdPeer := "http://127.0.0.1:" + strconv.Itoa(l.etcdPeerPort)
+	etcd := []string{
+		"--name=sandbox",
+		"--data-dir=" + filepath.Join(l.dataDir, "etcd"),
+		"--listen-client-urls=" + etcdClient,
+		"--advertise-client-urls=" + etcdClient,
+		"--listen-peer-urls=" + etcdPeer,
+		"--initial-advertise-peer-urls=" + etcdPeer,
+		"--initial-cluster=sandbox=" + etcdPeer,
+		// A throwaway cluster: fsync would dominate every write.
+		"--unsafe-no-fsync=true",
+		"--log-level=error",
+	}
+	p := l.pki()
+	apiserver := append(o.apiServer(l).Flags(p),
+		// The fake kubelet answers pods/log and pods/portforward for every
+		// fake node, whose InternalIP is 127.0.0.1 (their Hostname address
+		// names no host).
+		"--kubelet-certificate-authority="+l.kubeletCA,
+		"--kubelet-preferred-address-types=InternalIP",
+	)
+	return []component{
+		{name: binEtcd, path: filepath.Join(o.BinDir, binEtcd), args: etcd},
+		{name: binAPIServer, path: filepath.Join(o.BinDir, binAPIServer), args: apiserver},
+		{name: binControllerManager, path: filepath.Join(o.BinDir, binControllerManager),
+			args: controlplane.ControllerManagerFlags(l.controllerManagerKubeconfig(), p, o.Verbosity)},
+	}
+}
+
+// serve runs the cluster until ctx ends or a component exits.
 func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
 	log := o.Log
 	if log == nil {
@@ -130,58 +196,98 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		o.ReadyTimeout = 3 * time.Minute
 	}
 	if o.StopTimeout <= 0 {
-		o.StopTimeout = 20 * time.Second
+		o.StopTimeout = 5 * time.Second
 	}
-	dataDir := o.DataDir
-	if dataDir == "" {
+	start := time.Now()
+	l := layout{dataDir: o.DataDir}
+	if l.dataDir == "" {
 		dir, err := os.MkdirTemp("", "sandbox-cluster-")
 		if err != nil {
 			return fmt.Errorf("create a data directory: %w", err)
 		}
 		defer os.RemoveAll(dir)
-		dataDir = dir
+		l.dataDir = dir
 	}
-	start := time.Now()
-	c, ready, err := startChild(o.Binary, o.childArgs(dataDir), stdout, stderr)
+	var err error
+	if l.etcdClientPort, err = freePort(); err != nil {
+		return err
+	}
+	if l.etcdPeerPort, err = freePort(); err != nil {
+		return err
+	}
+	adminConfig, served, err := o.preparePKI(l)
 	if err != nil {
 		return err
 	}
-	defer c.stop(o.StopTimeout)
+
+	// The fake kubelet looks pods up once the API server answers.
+	var kubeletClient atomic.Pointer[corev1client.CoreV1Client]
+	kubelet, err := fakekubelet.Start(fakekubelet.Options{
+		Pod: func(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+			c := kubeletClient.Load()
+			if c == nil {
+				return nil, errors.New("the API server is not ready yet")
+			}
+			return c.Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+		},
+		Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer kubelet.Close()
+	l.kubeletCA = filepath.Join(l.dataDir, "fake-kubelet-ca.crt")
+	if err := os.WriteFile(l.kubeletCA, kubelet.CACertPEM(), 0o644); err != nil {
+		return fmt.Errorf("write the fake kubelet's certificate: %w", err)
+	}
 
 	startCtx, cancel := context.WithTimeout(ctx, o.ReadyTimeout)
 	defer cancel()
-	var kubeconfigPath string
-	select {
-	case kubeconfigPath = <-ready:
-	case <-c.done:
-		return fmt.Errorf("testcluster exited before it was ready: %v; see its log above", c.err)
-	case <-startCtx.Done():
+	comps := o.components(l)
+	procs := &processes{}
+	defer procs.stop(o.StopTimeout)
+	for _, c := range comps[:2] { // etcd and kube-apiserver
+		if err := procs.start(c, stderr); err != nil {
+			return err
+		}
+	}
+	if err := waitReadyz(startCtx, adminConfig, procs); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped by a signal while starting
 		}
-		return fmt.Errorf("testcluster not ready after %s; see its log above", o.ReadyTimeout)
+		return err
 	}
 	log.Info("API server ready", "after", time.Since(start).Round(time.Millisecond))
-
-	cfg, served, err := loadKubeconfig(kubeconfigPath, o.serverURL(), o.Alias)
+	if err := procs.start(comps[2], stderr); err != nil {
+		return err
+	}
+	client, err := corev1client.NewForConfig(adminConfig)
 	if err != nil {
-		return err
+		return fmt.Errorf("create a client for the cluster: %w", err)
 	}
-	if err := waitReadyz(startCtx, cfg, c.done); err != nil {
-		return err
-	}
+	kubeletClient.Store(client)
 
 	nodesCtx, stopNodes := context.WithCancel(context.Background())
 	nodesDone := make(chan error, 1)
 	go func() {
-		nodesDone <- fakenode.Run(nodesCtx, fakenode.Options{Config: cfg, Architectures: o.Architectures, Log: log})
+		nodesDone <- fakenode.Run(nodesCtx, fakenode.Options{
+			Config: adminConfig, Architectures: o.Architectures, Log: log,
+			Kubelet: &fakenode.KubeletEndpoint{Address: kubelet.Address(), Port: kubelet.Port()},
+		})
 	}()
 	defer func() {
 		stopNodes()
 		<-nodesDone
 	}()
-	nodes, err := waitNodes(startCtx, cfg, len(architectures(o.Architectures)), nodesDone, c.done)
+	nodes, err := waitNodes(startCtx, client, len(architectures(o.Architectures)), nodesDone, procs)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+
+	if err := createNamespaces(startCtx, client, o.Namespaces); err != nil {
 		return err
 	}
 
@@ -200,15 +306,15 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 
 	fmt.Fprintf(stdout, "sandbox-cluster: ready in %s: API server %s, admin kubeconfig at http://%s/kubeconfig\n",
 		time.Since(start).Round(time.Millisecond), o.serverURL(), net.JoinHostPort(o.Alias, strconv.Itoa(o.ReadyPort)))
-	fmt.Fprintf(stdout, "sandbox-cluster: pods are made Ready by a fake node (%s): no container really runs and no image is pulled\n",
-		strings.Join(nodes, ", "))
+	fmt.Fprintf(stdout, "sandbox-cluster: pods are made Ready by a fake node (%s) and their logs and port-forwards answered by a fake kubelet at %s: no container really runs and no image is pulled\n",
+		strings.Join(nodes, ", "), kubelet.URL())
 
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(stdout, "sandbox-cluster: stopping")
 		return nil
-	case <-c.done:
-		return fmt.Errorf("testcluster exited: %v; see its log above", c.err)
+	case <-procs.failed():
+		return procs.failure()
 	case err := <-nodesDone:
 		nodesDone <- err
 		return fmt.Errorf("fake nodes stopped: %v", err)
@@ -217,106 +323,63 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	}
 }
 
-// startChild starts the helper and returns a channel that receives the path
-// of its kubeconfig once it prints its ready line.
-func startChild(binary string, args []string, stdout, stderr io.Writer) (*child, <-chan string, error) {
-	cmd := exec.Command(binary, args...)
-	cmd.Stderr = stderr
-	stdin, err := cmd.StdinPipe()
+// preparePKI makes the cluster's certificates and the kubeconfig of the
+// controller-manager in l, and returns this process's admin client config
+// (over loopback) and the admin kubeconfig to serve (through the alias).
+func (o serveOptions) preparePKI(l layout) (*rest.Config, []byte, error) {
+	api := o.apiServer(l)
+	p := l.pki()
+	if err := p.Ensure(controlplane.KeySource{Seed: []byte(o.PKISeed)}, api.SANs()); err != nil {
+		return nil, nil, fmt.Errorf("prepare certificates: %w", err)
+	}
+	if err := p.WriteKubeconfig(l.controllerManagerKubeconfig(), api.ClientURL(), controlplane.ControllerManagerUser); err != nil {
+		return nil, nil, err
+	}
+	raw, err := p.Kubeconfig(api.ClientURL(), controlplane.AdminUser)
 	if err != nil {
-		return nil, nil, fmt.Errorf("start testcluster: %w", err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, nil, fmt.Errorf("start testcluster: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("start testcluster %s: %w; build it from tools/testcluster or pass --testcluster", binary, err)
-	}
-	c := &child{cmd: cmd, stdin: stdin, done: make(chan struct{})}
-	ready := make(chan string, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		sc := bufio.NewScanner(out)
-		var kubeconfig string
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintf(stdout, "testcluster: %s\n", line)
-			if path, ok := strings.CutPrefix(line, "kubeconfig: "); ok {
-				kubeconfig = path
-			}
-			if line == "ready" && kubeconfig != "" {
-				select {
-				case ready <- kubeconfig:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	})
-	go func() {
-		wg.Wait() // Wait closes the pipe: read it all first
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	return c, ready, nil
-}
-
-// stop asks the helper to stop (SIGTERM and closing its stdin) and kills it
-// after timeout.
-func (c *child) stop(timeout time.Duration) {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	_ = c.stdin.Close()
-	select {
-	case <-c.done:
-	case <-time.After(timeout):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
-
-// loadKubeconfig reads the helper's admin kubeconfig and returns a client
-// config for this process (loopback, as written) and the copy to serve, whose
-// clusters point at server with the certificate checked against alias.
-func loadKubeconfig(path, server, alias string) (*rest.Config, []byte, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read the cluster's kubeconfig: %w", err)
+		return nil, nil, err
 	}
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(raw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load the cluster's kubeconfig %s: %w", path, err)
+		return nil, nil, fmt.Errorf("load the admin kubeconfig: %w", err)
 	}
-	served, err := rewriteKubeconfig(raw, server, alias)
+	// The fake kubelet looks up a pod for every log read and port-forward:
+	// a kubelet's client limits, not client-go's default of 5 a second.
+	cfg.QPS, cfg.Burst = 50, 100
+	served, err := rewriteKubeconfig(raw, o.serverURL(), o.Alias)
 	if err != nil {
 		return nil, nil, err
 	}
 	return cfg, served, nil
 }
 
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port for etcd: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
 // waitReadyz polls /readyz until it answers ok.
-func waitReadyz(ctx context.Context, cfg *rest.Config, childDone <-chan struct{}) error {
-	client, err := kubernetes.NewForConfig(cfg)
+func waitReadyz(ctx context.Context, cfg *rest.Config, procs *processes) error {
+	client, err := corev1client.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("create a client for the cluster: %w", err)
 	}
 	last := "no answer yet"
 	for {
-		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		body, err := client.RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err == nil {
 			return nil
 		}
 		last = fmt.Sprintf("%v %s", err, strings.TrimSpace(string(body)))
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for /readyz: %w (last answer: %s)", ctx.Err(), last)
-		case <-childDone:
-			return errors.New("testcluster exited while waiting for /readyz; see its log above")
+			return fmt.Errorf("wait for /readyz: %w (last answer: %s); see the log above", ctx.Err(), last)
+		case <-procs.failed():
+			return fmt.Errorf("before the API server was ready: %w", procs.failure())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
@@ -331,13 +394,9 @@ func architectures(archs []string) []string {
 
 // waitNodes waits until want fake nodes are registered and Ready, and
 // returns their names.
-func waitNodes(ctx context.Context, cfg *rest.Config, want int, nodesDone <-chan error, childDone <-chan struct{}) ([]string, error) {
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("create a client for the cluster: %w", err)
-	}
+func waitNodes(ctx context.Context, client corev1client.NodesGetter, want int, nodesDone <-chan error, procs *processes) ([]string, error) {
 	for {
-		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: fakenode.LabelFake + "=true"})
+		list, err := client.Nodes().List(ctx, metav1.ListOptions{LabelSelector: fakenode.LabelFake + "=true"})
 		if err == nil {
 			var names []string
 			for _, n := range list.Items {
@@ -356,11 +415,22 @@ func waitNodes(ctx context.Context, cfg *rest.Config, want int, nodesDone <-chan
 			return nil, fmt.Errorf("wait for the fake nodes: %w; see the log above", ctx.Err())
 		case err := <-nodesDone:
 			return nil, fmt.Errorf("fake nodes stopped before they were ready: %v", err)
-		case <-childDone:
-			return nil, errors.New("testcluster exited while waiting for the fake nodes; see its log above")
+		case <-procs.failed():
+			return nil, fmt.Errorf("while waiting for the fake nodes: %w", procs.failure())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// createNamespaces creates the namespaces; one that exists is fine.
+func createNamespaces(ctx context.Context, client corev1client.NamespacesGetter, names []string) error {
+	for _, ns := range names {
+		_, err := client.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s: %w", ns, err)
+		}
+	}
+	return nil
 }
 
 // readyHandler serves the ready port: the kubeconfig and a health answer.

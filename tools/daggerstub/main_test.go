@@ -23,15 +23,15 @@ func TestExportedListsDaggerAPI(t *testing.T) {
 }
 
 // The module check must catch a call to an API dagger.io/dagger v0.21.9 does
-// not have, and accept one it has: build package main of ci/ with the
+// not have, and accept one it has: build package main of .dagger/ with the
 // stand-in plus one extra file.
 func TestStandInTypeChecksAgainstPinnedVersion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the Dagger module")
 	}
 	out := t.TempDir()
-	assert.NilError(t, run("../../ci", out))
-	ci, err := filepath.Abs("../../ci")
+	assert.NilError(t, run("../../.dagger", out))
+	ci, err := filepath.Abs("../../.dagger")
 	assert.NilError(t, err)
 
 	cases := []struct {
@@ -80,7 +80,7 @@ func readOverlay(t *testing.T, path string) overlayFile {
 
 func goListDir(t *testing.T) string {
 	t.Helper()
-	dir, err := goList("../../ci", "-m", "-f", "{{.Dir}}", "dagger.io/dagger")
+	dir, err := goList("../../.dagger", "-m", "-f", "{{.Dir}}", "dagger.io/dagger")
 	assert.NilError(t, err)
 	return dir
 }

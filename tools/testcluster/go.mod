@@ -205,3 +205,8 @@ replace (
 	k8s.io/sample-apiserver => k8s.io/sample-apiserver v0.37.2
 	k8s.io/streaming => k8s.io/streaming v0.37.2
 )
+
+// The PKI, kubeconfigs and component flags, shared with cmd/sandbox-cluster.
+require github.com/ringg/ringg-ci/tools/testcluster/controlplane v0.0.0
+
+replace github.com/ringg/ringg-ci/tools/testcluster/controlplane => ./controlplane

@@ -24,6 +24,11 @@
 // holds the seed can rebuild the CA and admin client certificate without
 // reading files back from the cluster.
 //
+// Run under the name etcd, kube-apiserver or kube-controller-manager (a
+// symbolic link to it), the binary is that component with its own flags, as
+// the official etcd, kube-apiserver and kube-controller-manager images run
+// it: cmd/sandbox-cluster's tests use it so, in place of those images.
+//
 // Build it from this directory, outside any workspace:
 //
 //	GOWORK=off go build -trimpath -ldflags "-X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37" -o testcluster .
@@ -32,12 +37,18 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	_ "time/tzdata" // CronJob time zones
 
 	_ "k8s.io/component-base/logs/json/register"          // --logging-format=json
 	_ "k8s.io/component-base/metrics/prometheus/clientgo" // client-go metrics
 	_ "k8s.io/component-base/metrics/prometheus/version"  // version metric
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+	"k8s.io/component-base/cli"
+	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 )
 
 const usage = `usage:
@@ -46,6 +57,16 @@ const usage = `usage:
 `
 
 func main() {
+	// As the upstream commands' main functions do.
+	switch filepath.Base(os.Args[0]) {
+	case "etcd":
+		etcdmain.Main(os.Args)
+		return
+	case "kube-apiserver":
+		os.Exit(cli.Run(apiserver.NewAPIServerCommand()))
+	case "kube-controller-manager":
+		os.Exit(cli.Run(controllermanager.NewControllerManagerCommand()))
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,10 +18,10 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/component-base/cli"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+
+	"github.com/ringg/ringg-ci/tools/testcluster/controlplane"
 )
 
 // serveOptions are the flags of `testcluster serve`.
@@ -89,37 +86,17 @@ func parseServe(args []string, stderr io.Writer) (serveOptions, error) {
 	return o, nil
 }
 
-// clientHost is where clients in this process and the child reach the API
-// server: the bind address, or loopback when it listens everywhere.
-func (o serveOptions) clientHost() string {
-	if ip := net.ParseIP(o.bindAddress); ip == nil || ip.IsUnspecified() {
-		return "127.0.0.1"
+// apiServer is how the API server runs for these options and state.
+func (o serveOptions) apiServer(st state) controlplane.APIServer {
+	return controlplane.APIServer{
+		EtcdServers:      "http://127.0.0.1:" + strconv.Itoa(st.EtcdClientPort),
+		BindAddress:      o.bindAddress,
+		AdvertiseAddress: o.advertiseAddress,
+		Port:             st.Port,
+		ServiceCIDR:      o.serviceCIDR,
+		Names:            o.tlsSANs,
+		Verbosity:        o.verbosity,
 	}
-	return o.bindAddress
-}
-
-func (o serveOptions) sans() []string {
-	sans := []string{
-		"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-		"kubernetes.default.svc.cluster.local", o.clientHost(), o.advertiseAddress,
-	}
-	if ip := firstServiceIP(o.serviceCIDR); ip != "" {
-		sans = append(sans, ip)
-	}
-	return append(sans, o.tlsSANs...)
-}
-
-func firstServiceIP(cidr string) string {
-	_, n, err := net.ParseCIDR(cidr)
-	if err != nil {
-		return ""
-	}
-	ip := n.IP.To4()
-	if ip == nil {
-		return ""
-	}
-	ip[3]++
-	return ip.String()
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
@@ -159,17 +136,18 @@ func run(o serveOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p := pki{dir: filepath.Join(o.dataDir, "pki")}
-	if err := p.ensure(keySource{seed: []byte(o.pkiSeed)}, o.sans()); err != nil {
+	api := o.apiServer(st)
+	p := controlplane.PKI{Dir: filepath.Join(o.dataDir, "pki")}
+	if err := p.Ensure(controlplane.KeySource{Seed: []byte(o.pkiSeed)}, api.SANs()); err != nil {
 		return fmt.Errorf("prepare certificates: %w", err)
 	}
-	server := "https://" + net.JoinHostPort(o.clientHost(), strconv.Itoa(st.Port))
+	server := api.ClientURL()
 	kubeconfig := filepath.Join(o.dataDir, "kubeconfig")
-	if err := writeKubeconfig(kubeconfig, server, p, adminUser); err != nil {
+	if err := p.WriteKubeconfig(kubeconfig, server, controlplane.AdminUser); err != nil {
 		return err
 	}
 	cmKubeconfig := filepath.Join(o.dataDir, "controller-manager.kubeconfig")
-	if err := writeKubeconfig(cmKubeconfig, server, p, controllerManager); err != nil {
+	if err := p.WriteKubeconfig(cmKubeconfig, server, controlplane.ControllerManagerUser); err != nil {
 		return err
 	}
 
@@ -181,7 +159,7 @@ func run(o serveOptions, stdout, stderr io.Writer) error {
 	apiDone := make(chan error, 1)
 	go func() {
 		cmd := apiserver.NewAPIServerCommand()
-		cmd.SetArgs(o.apiserverFlags(st, p))
+		cmd.SetArgs(append(api.Flags(p), o.apiserverArgs...))
 		apiDone <- cli.RunNoErrOutput(cmd)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), o.readyTimeout)
@@ -196,7 +174,7 @@ func run(o serveOptions, stdout, stderr io.Writer) error {
 	var childStdin io.WriteCloser
 	childDone := make(chan error, 1)
 	if o.controllerMgr {
-		child, childStdin, err = startControllerManager(o.controllerManagerFlags(cmKubeconfig, p), stderr)
+		child, childStdin, err = startControllerManager(append(controlplane.ControllerManagerFlags(cmKubeconfig, p, o.verbosity), o.cmArgs...), stderr)
 		if err != nil {
 			shutdownAPIServer(apiDone, o.shutdownGrace)
 			closeEtcd(etcd, o.shutdownGrace)
@@ -227,48 +205,6 @@ func run(o serveOptions, stdout, stderr io.Writer) error {
 	closeEtcd(etcd, o.shutdownGrace)
 	fmt.Fprintf(stderr, "testcluster: stopped after %s\n", time.Since(begin).Round(time.Millisecond))
 	return result
-}
-
-func (o serveOptions) apiserverFlags(st state, p pki) []string {
-	return append([]string{
-		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(st.EtcdClientPort),
-		"--bind-address=" + o.bindAddress,
-		"--advertise-address=" + o.advertiseAddress,
-		"--secure-port=" + strconv.Itoa(st.Port),
-		// The default reconciler refuses loopback endpoint addresses.
-		"--endpoint-reconciler-type=none",
-		"--authorization-mode=RBAC",
-		"--client-ca-file=" + p.CAFile(),
-		"--tls-cert-file=" + p.servingCert(),
-		"--tls-private-key-file=" + p.servingKey(),
-		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file=" + p.serviceAccountPub(),
-		"--service-account-signing-key-file=" + p.serviceAccountKey(),
-		"--service-cluster-ip-range=" + o.serviceCIDR,
-		"--cert-dir=" + p.dir,
-		"--allow-privileged=true",
-		// Tests issue bursts of requests; flow control only adds queueing.
-		"--enable-priority-and-fairness=false",
-		"--profiling=false",
-		"--v=" + strconv.Itoa(o.verbosity),
-	}, o.apiserverArgs...)
-}
-
-func (o serveOptions) controllerManagerFlags(kubeconfig string, p pki) []string {
-	return append([]string{
-		"--kubeconfig=" + kubeconfig,
-		"--leader-elect=false",
-		"--secure-port=0",
-		// Fake nodes post no heartbeats; the lifecycle controller would
-		// taint them and evict their pods.
-		"--controllers=*,-node-lifecycle-controller",
-		"--use-service-account-credentials=true",
-		"--service-account-private-key-file=" + p.serviceAccountKey(),
-		"--root-ca-file=" + p.CAFile(),
-		"--cluster-signing-cert-file=" + p.CAFile(),
-		"--cluster-signing-key-file=" + p.path("ca.key"),
-		"--v=" + strconv.Itoa(o.verbosity),
-	}, o.cmArgs...)
 }
 
 func startEtcd(dataDir string, st state) (*embed.Etcd, error) {
@@ -310,8 +246,8 @@ type lifecycle struct {
 }
 
 // waitReady polls /readyz as the admin until it answers ok.
-func waitReady(ctx context.Context, server string, p pki, l lifecycle) error {
-	tlsConfig, err := clientTLS(p, adminUser)
+func waitReady(ctx context.Context, server string, p controlplane.PKI, l lifecycle) error {
+	tlsConfig, err := p.ClientTLS(controlplane.AdminUser)
 	if err != nil {
 		return err
 	}
@@ -349,22 +285,6 @@ func waitReady(ctx context.Context, server string, p pki, l lifecycle) error {
 	}
 }
 
-func clientTLS(p pki, user string) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(p.clientCert(user), p.clientKey(user))
-	if err != nil {
-		return nil, fmt.Errorf("load client certificate for %s: %w", user, err)
-	}
-	caPEM, err := os.ReadFile(p.CAFile())
-	if err != nil {
-		return nil, fmt.Errorf("read CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("read CA %s: no certificate found; delete the data directory to start afresh", p.CAFile())
-	}
-	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
 // shutdownAPIServer triggers the API server's own signal handler, which owns
 // its shutdown context, and gives it grace to drain. Open watches keep it
 // draining for much longer; cutting it short loses nothing, as every
@@ -396,38 +316,4 @@ func closeEtcd(e *embed.Etcd, grace time.Duration) {
 	case <-done:
 	case <-time.After(grace):
 	}
-}
-
-func writeKubeconfig(file, server string, p pki, user string) error {
-	ca, err := os.ReadFile(p.CAFile())
-	if err != nil {
-		return fmt.Errorf("write kubeconfig: %w", err)
-	}
-	cert, err := os.ReadFile(p.clientCert(user))
-	if err != nil {
-		return fmt.Errorf("write kubeconfig: %w", err)
-	}
-	key, err := os.ReadFile(p.clientKey(user))
-	if err != nil {
-		return fmt.Errorf("write kubeconfig: %w", err)
-	}
-	cfg := clientcmdapi.NewConfig()
-	cluster := clientcmdapi.NewCluster()
-	cluster.Server = server
-	cluster.CertificateAuthorityData = ca
-	auth := clientcmdapi.NewAuthInfo()
-	auth.ClientCertificateData = cert
-	auth.ClientKeyData = key
-	kctx := clientcmdapi.NewContext()
-	kctx.Cluster = "testcluster"
-	kctx.AuthInfo = user
-	kctx.Namespace = "default"
-	cfg.Clusters["testcluster"] = cluster
-	cfg.AuthInfos[user] = auth
-	cfg.Contexts["testcluster"] = kctx
-	cfg.CurrentContext = "testcluster"
-	if err := clientcmd.WriteToFile(*cfg, file); err != nil {
-		return fmt.Errorf("write kubeconfig %s: %w", file, err)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package controlplane
 
 import (
 	"crypto"
@@ -22,31 +22,39 @@ import (
 
 // Identities the control plane's RBAC bootstrap policy knows.
 const (
-	caCommonName      = "ringg-testcluster-ca"
-	adminUser         = "kubernetes-admin"
-	adminGroup        = "system:masters"
-	controllerManager = "system:kube-controller-manager"
+	CACommonName          = "ringg-testcluster-ca"
+	AdminUser             = "kubernetes-admin"
+	AdminGroup            = "system:masters"
+	ControllerManagerUser = "system:kube-controller-manager"
 )
 
-// pki is the set of files the API server and its clients need; all of them
-// live in <data-dir>/pki and survive restarts.
-type pki struct {
-	dir string
+// PKI is the set of files the API server and its clients need, all in Dir
+// (<data-dir>/pki for the testcluster helper); they survive restarts.
+type PKI struct {
+	Dir string
 }
 
-func (p pki) path(name string) string { return filepath.Join(p.dir, name) }
+// Path is the file name in the PKI directory.
+func (p PKI) Path(name string) string { return filepath.Join(p.Dir, name) }
 
 // CAFile is the cluster CA certificate: it signs the serving certificate and
-// every client certificate.
-func (p pki) CAFile() string            { return p.path("ca.crt") }
-func (p pki) servingCert() string       { return p.path("apiserver.crt") }
-func (p pki) servingKey() string        { return p.path("apiserver.key") }
-func (p pki) serviceAccountKey() string { return p.path("sa.key") }
-func (p pki) serviceAccountPub() string { return p.path("sa.pub") }
-func (p pki) clientCert(user string) string {
-	return p.path(fileName(user) + ".crt")
-}
-func (p pki) clientKey(user string) string { return p.path(fileName(user) + ".key") }
+// every client certificate. CAKey is its private key, which the
+// controller-manager signs node and CSR certificates with.
+func (p PKI) CAFile() string { return p.Path("ca.crt") }
+func (p PKI) CAKey() string  { return p.Path("ca.key") }
+
+// ServingCert and ServingKey are the API server's TLS pair.
+func (p PKI) ServingCert() string { return p.Path("apiserver.crt") }
+func (p PKI) ServingKey() string  { return p.Path("apiserver.key") }
+
+// ServiceAccountKey signs service account tokens; ServiceAccountPub checks them.
+func (p PKI) ServiceAccountKey() string { return p.Path("sa.key") }
+func (p PKI) ServiceAccountPub() string { return p.Path("sa.pub") }
+
+// ClientCert and ClientKey are the client pair of AdminUser or
+// ControllerManagerUser.
+func (p PKI) ClientCert(user string) string { return p.Path(fileName(user) + ".crt") }
+func (p PKI) ClientKey(user string) string  { return p.Path(fileName(user) + ".key") }
 
 // authority signs certificates.
 type authority struct {
@@ -55,24 +63,24 @@ type authority struct {
 }
 
 func fileName(user string) string {
-	if user == controllerManager {
+	if user == ControllerManagerUser {
 		return "controller-manager"
 	}
 	return "admin"
 }
 
-// keySource makes private keys: random ones, or, with a seed, the same keys
+// KeySource makes private keys: random ones, or, with a seed, the same keys
 // for everyone who holds the seed (HKDF-SHA256 of the seed with the key's
 // name as info, read as a P-256 scalar). Only for throwaway clusters.
-type keySource struct {
-	seed []byte
+type KeySource struct {
+	Seed []byte
 }
 
-func (k keySource) key(name string) (*ecdsa.PrivateKey, error) {
-	if len(k.seed) == 0 {
+func (k KeySource) key(name string) (*ecdsa.PrivateKey, error) {
+	if len(k.Seed) == 0 {
 		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	}
-	raw, err := hkdf.Key(sha256.New, k.seed, nil, "ringg-testcluster/"+name, 32)
+	raw, err := hkdf.Key(sha256.New, k.Seed, nil, "ringg-testcluster/"+name, 32)
 	if err != nil {
 		return nil, fmt.Errorf("derive key %s from the seed: %w", name, err)
 	}
@@ -90,11 +98,11 @@ var (
 	notAfter  = time.Date(2124, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// ensure creates whatever is missing: CA, service account key pair, client
+// Ensure creates whatever is missing: CA, service account key pair, client
 // certificates, and a serving certificate for sans (reissued when the wanted
 // names changed since the last start).
-func (p pki) ensure(keys keySource, sans []string) error {
-	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+func (p PKI) Ensure(keys KeySource, sans []string) error {
+	if err := os.MkdirAll(p.Dir, 0o700); err != nil {
 		return fmt.Errorf("create pki directory: %w", err)
 	}
 	ca, err := p.ensureCA(keys)
@@ -106,9 +114,9 @@ func (p pki) ensure(keys keySource, sans []string) error {
 	}
 	clients := []struct {
 		user, group string
-	}{{adminUser, adminGroup}, {controllerManager, ""}}
+	}{{AdminUser, AdminGroup}, {ControllerManagerUser, ""}}
 	for _, c := range clients {
-		if exists(p.clientCert(c.user)) && exists(p.clientKey(c.user)) {
+		if exists(p.ClientCert(c.user)) && exists(p.ClientKey(c.user)) {
 			continue
 		}
 		key, err := keys.key(c.user)
@@ -127,7 +135,7 @@ func (p pki) ensure(keys keySource, sans []string) error {
 			return err
 		}
 	}
-	if same, _ := sameSANs(p.servingCert(), sans); same && exists(p.servingKey()) {
+	if same, _ := sameSANs(p.ServingCert(), sans); same && exists(p.ServingKey()) {
 		return nil
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -149,13 +157,13 @@ func (p pki) ensure(keys keySource, sans []string) error {
 	return p.issue(ca, tmpl, key, "apiserver")
 }
 
-func (p pki) ensureCA(keys keySource) (authority, error) {
-	if exists(p.CAFile()) && exists(p.path("ca.key")) {
+func (p PKI) ensureCA(keys KeySource) (authority, error) {
+	if exists(p.CAFile()) && exists(p.CAKey()) {
 		cert, err := readCert(p.CAFile())
 		if err != nil {
 			return authority{}, err
 		}
-		key, err := readKey(p.path("ca.key"))
+		key, err := readKey(p.CAKey())
 		if err != nil {
 			return authority{}, err
 		}
@@ -167,7 +175,7 @@ func (p pki) ensureCA(keys keySource) (authority, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: caCommonName},
+		Subject:               pkix.Name{CommonName: CACommonName},
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
@@ -182,14 +190,14 @@ func (p pki) ensureCA(keys keySource) (authority, error) {
 	if err != nil {
 		return authority{}, fmt.Errorf("parse new CA certificate: %w", err)
 	}
-	if err := writePair(p.CAFile(), der, p.path("ca.key"), key); err != nil {
+	if err := writePair(p.CAFile(), der, p.CAKey(), key); err != nil {
 		return authority{}, err
 	}
 	return authority{cert, key}, nil
 }
 
-func (p pki) ensureServiceAccountKey(keys keySource) error {
-	if exists(p.serviceAccountKey()) && exists(p.serviceAccountPub()) {
+func (p PKI) ensureServiceAccountKey(keys KeySource) error {
+	if exists(p.ServiceAccountKey()) && exists(p.ServiceAccountPub()) {
 		return nil
 	}
 	key, err := keys.key("service-account")
@@ -200,14 +208,14 @@ func (p pki) ensureServiceAccountKey(keys keySource) error {
 	if err != nil {
 		return fmt.Errorf("encode service account public key: %w", err)
 	}
-	if err := writeKey(p.serviceAccountKey(), key); err != nil {
+	if err := writeKey(p.ServiceAccountKey(), key); err != nil {
 		return err
 	}
-	return writePEM(p.serviceAccountPub(), "PUBLIC KEY", pub, 0o644)
+	return writePEM(p.ServiceAccountPub(), "PUBLIC KEY", pub, 0o644)
 }
 
 // issue signs tmpl for key and writes <base>.crt and <base>.key.
-func (p pki) issue(ca authority, tmpl *x509.Certificate, key *ecdsa.PrivateKey, base string) error {
+func (p PKI) issue(ca authority, tmpl *x509.Certificate, key *ecdsa.PrivateKey, base string) error {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
 	if err != nil {
 		return fmt.Errorf("pick a serial number: %w", err)
@@ -219,7 +227,7 @@ func (p pki) issue(ca authority, tmpl *x509.Certificate, key *ecdsa.PrivateKey, 
 	if err != nil {
 		return fmt.Errorf("issue certificate %s: %w", tmpl.Subject.CommonName, err)
 	}
-	return writePair(p.path(base+".crt"), der, p.path(base+".key"), key)
+	return writePair(p.Path(base+".crt"), der, p.Path(base+".key"), key)
 }
 
 func writePair(certFile string, der []byte, keyFile string, key *ecdsa.PrivateKey) error {

@@ -1,0 +1,131 @@
+// Package cli is the ringg-ci command: the release engine's verbs (deploy,
+// promote, rollback, status, plan, health, logs, scale, lint-chart) behind
+// flags and environment variables, with no Dagger in sight. The Dagger module
+// runs this command in a container, with every credential mounted as a
+// secret so the engine scrubs it from the output; the same command runs on a
+// laptop or in any CI with `go run ./cmd/ringg-ci`.
+//
+// Standard output carries the verb's result (a summary, or JSON with
+// --json); standard error carries progress. Credentials never arrive as flags
+// (argv is visible to every process and to Dagger's traces): files named by
+// flags, or environment variables (see [Env]).
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// Environment variables the command reads credentials and secret documents
+// from. Each holds the content itself; the flag of the same purpose names a
+// file instead and wins when both are given.
+const (
+	EnvKubeconfig      = "RINGG_CI_KUBECONFIG"
+	EnvAccessToken     = "RINGG_CI_ACCESS_TOKEN"
+	EnvCredentialsJSON = "RINGG_CI_CREDENTIALS_JSON"
+	EnvSecretsJSON     = "RINGG_CI_SECRETS_JSON"
+	EnvCredsJSON       = "RINGG_CI_CREDS_JSON"
+	// The GitHub Actions OIDC pair, under the names the runner sets.
+	EnvOIDCRequestURL   = "ACTIONS_ID_TOKEN_REQUEST_URL"
+	EnvOIDCRequestToken = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+)
+
+// Env is what the command reads and writes besides its arguments.
+type Env struct {
+	Getenv   func(string) string
+	ReadFile func(string) ([]byte, error)
+	Stdout   io.Writer
+	Stderr   io.Writer
+	Hostname func() (string, error)
+	Now      func() time.Time
+}
+
+// OSEnv is the process's own environment.
+func OSEnv() Env {
+	return Env{
+		Getenv: os.Getenv, ReadFile: os.ReadFile, Stdout: os.Stdout, Stderr: os.Stderr,
+		Hostname: os.Hostname, Now: time.Now,
+	}
+}
+
+// ErrUsage marks a mistake in the command line: exit status 2.
+var ErrUsage = errors.New("usage")
+
+// verb is one subcommand.
+type verb struct {
+	name, args, help string
+	run              func(ctx context.Context, r *runner, args []string) error
+}
+
+func verbs() []verb {
+	return []verb{
+		{"deploy", "--branch dv-stage|dv-main --image REPO@sha256:…", "upgrade a branch's release to an image, apply its Secrets, watch the rollout, roll back on failure", runDeploy},
+		{"plan", "--branch B [--image REPO@sha256:…]", "render, dry-run on the cluster and diff against the live release; changes nothing", runPlan},
+		{"promote", "[--expected-digest sha256:…] [--soak 2m] [--dry-run]", "gate on the canary, then upgrade stable to exactly its digest and Secrets", runPromote},
+		{"rollback", "--target T [--revision N]", "return a target to its previous (or a given) revision; the canary to stable's image", runRollback},
+		{"status", "[--target T] [--json]", "revision, state, digest and pods of each target", runStatus},
+		{"takeover", "--target T [--delete-old-records]", "how far a release was taken over from the old pipeline; delete the old pipeline's records (dry run without the flag)", runTakeover},
+		{"health", "--target T [--timeout 10s] [--json]", "each pod's health endpoint through the API server", runHealth},
+		{"logs", "--target T [--since 10m] [--pod NAME]", "recent logs of a target's pods, bounded", runLogs},
+		{"scale", "--target T --replicas N [--wait 5m]", "scale a target by hand until the next deploy", runScale},
+		{"target", "(--branch B | --target T) [--check]", "print a target as JSON; with --check, validate a deploy's inputs (Secrets, chart) without a cluster", runTarget},
+		{"lint-chart", "[--chart DIR]", "lint the chart and render it for every target", runLintChart},
+		{"registry-login", "--repository REPO --password-file FILE", "write a registry password for a target's repository (Google access token) to FILE", runRegistryLogin},
+	}
+}
+
+// Run runs the command line args (without the program name) and returns the
+// process exit status: 0 done, 1 failed, 2 bad usage.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	r := &runner{env: env, log: slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(env.Stderr, usage())
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, v := range verbs() {
+		if v.name != args[0] {
+			continue
+		}
+		err := v.run(ctx, r, args[1:])
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, ErrUsage):
+			fmt.Fprintf(env.Stderr, "ringg-ci %s: %v\n", v.name, err)
+			return 2
+		default:
+			fmt.Fprintf(env.Stderr, "ringg-ci %s: %v\n", v.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(env.Stderr, "ringg-ci: unknown command %q\n\n%s", args[0], usage())
+	return 2
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage: ringg-ci COMMAND [flags]   (ringg-ci COMMAND -h for its flags)\n\ncommands:\n")
+	for _, v := range verbs() {
+		fmt.Fprintf(&b, "  %-15s %s\n  %-15s   %s\n", v.name, v.help, "", v.args)
+	}
+	b.WriteString("\ncredentials (never as flags): " + strings.Join([]string{
+		EnvAccessToken, EnvCredentialsJSON, EnvOIDCRequestURL + " + " + EnvOIDCRequestToken, EnvKubeconfig,
+	}, ", ") + ", or the files --access-token-file, --credentials-json, --kubeconfig name\n")
+	b.WriteString("secret documents: " + EnvSecretsJSON + " / " + EnvCredsJSON + ", or --secrets-json / --creds-json FILE\n")
+	return b.String()
+}
