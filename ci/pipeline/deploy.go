@@ -25,7 +25,14 @@ type DeployInput struct {
 	Timeout time.Duration
 	// Holder names this run in the lock (shown to a concurrent run).
 	Holder string
+	// StandIn says the image is built from the stand-in chatbot
+	// (examples/chatbot), which may go to a sandbox or a test registry but
+	// never to a target's own repository.
+	StandIn bool
 }
+
+// ErrStandIn refuses the stand-in chatbot for a target's own repository.
+var ErrStandIn = errors.New("the stand-in chatbot never goes to a real target")
 
 // DeployPlan upgrades (or installs) one target's release. Its values are
 // exactly the chart's values.yaml, ValuesFiles in order, then
@@ -66,6 +73,11 @@ func NewDeploy(in DeployInput) (DeployPlan, error) {
 		errs = append(errs, fmt.Errorf("image %s is not in the repository of target %s (%s): publish to %s or fix the override", img, t.Name, t.Image, t.Image))
 	}
 	p.Image = img
+	if in.StandIn {
+		if err := RefuseStandIn(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if in.NewSecrets != nil {
 		if err := in.NewSecrets.Validate(); err != nil {
 			errs = append(errs, err)
@@ -82,4 +94,16 @@ func NewDeploy(in DeployInput) (DeployPlan, error) {
 		return DeployPlan{}, fmt.Errorf("invalid deploy of branch %q: %w", in.Branch, err)
 	}
 	return p, nil
+}
+
+// RefuseStandIn refuses the stand-in chatbot for t when t's image repository
+// is the target's own (no override points it at a sandbox or test registry).
+func RefuseStandIn(t targets.Target) error {
+	real, err := targets.Get(t.Name)
+	if err != nil || t.Image != real.Image {
+		return nil
+	}
+	return fmt.Errorf("%w: the source is the stand-in (examples/chatbot, the module's default), and target %s pushes to %s; "+
+		"pass --source with the chatbot's own source: in its repository's workflow `dagger -m github.com/ringg/ringg-ci@<version> call --source . deploy …`, "+
+		"on a laptop `--source <the chatbot repository>` (docs/app-repository.md)", ErrStandIn, t.Name, t.Image)
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ringg/ringg-ci/ci/targets"
 )
@@ -195,15 +196,33 @@ func MarshalWithDurations(v any, durations map[string]time.Duration) ([]byte, er
 	return json.Marshal(m)
 }
 
+// MaxHolder is the longest lock holder kept, in bytes.
+const MaxHolder = 128
+
+// checkHolder makes the lock holder one short line. The holder only tells a
+// concurrent run who holds the lock, so it is shortened, never refused: a
+// long branch or actor name must not block a deploy. The middle goes, so
+// both the run id at the start and the actor at the end survive. It never
+// fails; the error is kept for the plans' uniform checks.
 func checkHolder(h string) (string, error) {
-	h = strings.TrimSpace(h)
+	h = strings.Join(strings.Fields(h), " ")
 	if h == "" {
 		return DefaultHolder, nil
 	}
-	if len(h) > 128 || strings.ContainsAny(h, "\n\r") {
-		return "", fmt.Errorf("lock holder %q must be one line of at most 128 characters, e.g. github run 123 of dv-main", h)
+	if len(h) <= MaxHolder {
+		return h, nil
 	}
-	return h, nil
+	const ellipsis = "…"
+	head := (MaxHolder - len(ellipsis)) * 2 / 3
+	tail := MaxHolder - len(ellipsis) - head
+	for !utf8.RuneStart(h[head]) {
+		head--
+	}
+	start := len(h) - tail
+	for !utf8.RuneStart(h[start]) {
+		start++
+	}
+	return h[:head] + ellipsis + h[start:], nil
 }
 
 func checkChartDir(dir string) error {

@@ -2,9 +2,12 @@ package pipeline
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/golden"
@@ -17,29 +20,61 @@ const (
 	prodRepo = "asia-south1-docker.pkg.dev/desivocalprod01/ringg-registry-prod/dv-pipecat"
 )
 
-func TestRolloutTimeout(t *testing.T) {
+func TestRolloutDeadlines(t *testing.T) {
+	const min = time.Minute
+	prod := Rollout{ReadinessDelay: 60 * time.Second, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}
+	with := func(r Rollout, replicas, surge, unavailable int) Rollout {
+		r.Replicas, r.MaxSurge, r.MaxUnavailable = replicas, surge, unavailable
+		return r
+	}
 	tests := []struct {
-		name  string
-		r     Rollout
-		waves int
-		want  time.Duration
+		name     string
+		r        Rollout
+		waves    int
+		wave     time.Duration
+		expected time.Duration
+		timeout  time.Duration
 	}{
-		// 60 replicas, surge 1, unavailable 25% of 60 = 15: batches of 16.
-		{"stable 60 replicas", Rollout{Replicas: 60, MaxSurge: 1, MaxUnavailable: 15, ReadinessDelay: 60 * time.Second, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}, 4, 4*120*time.Second + 270*time.Second + time.Minute},
+		// 60 replicas, unavailable 25% of 60 = 15: on a full node pool the
+		// surge pod does not fit, so waves of 15 old pods draining 270 s,
+		// then their replacements starting and probed Ready.
+		{"stable 60 replicas", with(prod, 60, 1, 15), 4, 390 * time.Second, 27 * min, 53 * min},
 		// 25% of 2 rounds down to 0: one pod at a time.
-		{"canary 2 replicas", Rollout{Replicas: 2, MaxSurge: 1, MaxUnavailable: 0, ReadinessDelay: 60 * time.Second, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}, 2, 2*120*time.Second + 270*time.Second + time.Minute},
-		{"staging 1 replica", Rollout{Replicas: 1, MaxSurge: 1, ReadinessDelay: 60 * time.Second, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}, 1, 120*time.Second + 270*time.Second + time.Minute},
-		{"zero replicas", Rollout{Replicas: 0, MaxSurge: 1, TerminationGrace: 270 * time.Second}, 0, time.Minute},
-		{"surge and unavailable zero count as one", Rollout{Replicas: 3}, 3, 3*StartMargin + time.Minute},
-		{"negative inputs are ignored", Rollout{Replicas: 2, MaxSurge: -1, MaxUnavailable: 2, ReadinessDelay: -time.Second, TerminationGrace: -time.Second}, 1, StartMargin + time.Minute},
-		{"uneven last wave", Rollout{Replicas: 5, MaxSurge: 2, MaxUnavailable: 0, ReadinessPeriod: 10 * time.Second}, 3, 3*(10*time.Second+StartMargin) + time.Minute},
+		{"canary 2 replicas", with(prod, 2, 1, 0), 2, 390 * time.Second, 14 * min, 27 * min},
+		{"staging 1 replica", with(prod, 1, 1, 0), 1, 390 * time.Second, 7*min + 30*time.Second, 14 * min},
+		{"zero replicas", with(prod, 0, 1, 0), 0, 390 * time.Second, min, min},
+		{"a full pool leaves the surge out", with(prod, 60, 10, 5), 12, 390 * time.Second, 12*390*time.Second + min, 24*390*time.Second + min},
+		{"surge and unavailable zero count as one", Rollout{Replicas: 3}, 3, StartMargin, 3*StartMargin + min, 6*StartMargin + min},
+		{"negative inputs are ignored", Rollout{Replicas: 2, MaxSurge: -1, MaxUnavailable: 2, ReadinessDelay: -time.Second, TerminationGrace: -time.Second}, 1, StartMargin, StartMargin + min, 2*StartMargin + min},
+		{"uneven last wave", Rollout{Replicas: 5, MaxSurge: 2, MaxUnavailable: 0, ReadinessPeriod: 10 * time.Second}, 3, 40 * time.Second, 3*40*time.Second + min, 6*40*time.Second + min},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.r.Waves(), tc.waves)
-			assert.Equal(t, RolloutTimeout(tc.r), tc.want)
+			assert.Equal(t, tc.r.Wave(), tc.wave)
+			assert.Equal(t, tc.r.Expected(), tc.expected)
+			assert.Equal(t, RolloutTimeout(tc.r), tc.timeout)
+			assert.Equal(t, tc.r.ProgressDeadlineSeconds(), int32(tc.wave/time.Second))
+			assert.Assert(t, RolloutTimeout(tc.r) >= tc.r.Expected(), "the cap stands above the longest healthy rollout")
 		})
 	}
+}
+
+func TestRolloutCheckRefusesAShortProgressDeadline(t *testing.T) {
+	r := Rollout{Replicas: 60, MaxSurge: 1, MaxUnavailable: 15, ReadinessDelay: time.Minute, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}
+	assert.NilError(t, r.Check(), "no progress deadline rendered")
+	r.ProgressDeadline = 390 * time.Second
+	assert.NilError(t, r.Check())
+	r.ProgressDeadline = 600 * time.Second
+	assert.NilError(t, r.Check())
+	r.ProgressDeadline = 389 * time.Second
+	assert.Error(t, r.Check(), "progressDeadlineSeconds 389 is shorter than one wave of the rollout (390 s: drain 4m30s, start 30s, readiness 1m0s + 30s): Kubernetes would fail a healthy rollout; render it as at least 390")
+}
+
+func TestScaled(t *testing.T) {
+	assert.Equal(t, Scaled(390*time.Second, 10*time.Millisecond), 3900*time.Millisecond)
+	assert.Equal(t, Scaled(390*time.Second, 0), 390*time.Second)
+	assert.Equal(t, Scaled(2*time.Minute, 100*time.Millisecond), 12*time.Second)
 }
 
 func TestParseImage(t *testing.T) {
@@ -110,6 +145,18 @@ func TestNewDeploy(t *testing.T) {
 		_, err := NewDeploy(DeployInput{Branch: "dv-stage", ChartDir: "c", Image: prodRepo + "@" + digest})
 		assert.ErrorContains(t, err, "is not in the repository of target staging")
 	})
+	t.Run("the stand-in never goes to a target's own repository", func(t *testing.T) {
+		for _, branch := range []string{"dv-stage", "dv-main"} {
+			_, err := NewDeploy(DeployInput{Branch: branch, ChartDir: "c", Image: digest, StandIn: true})
+			assert.Assert(t, errors.Is(err, ErrStandIn), "%s: %v", branch, err)
+			assert.ErrorContains(t, err, "--source")
+		}
+	})
+	t.Run("the stand-in may go to another registry", func(t *testing.T) {
+		_, err := NewDeploy(DeployInput{Branch: "dv-main", ChartDir: "c", Image: "localhost:5001/test/dv-pipecat@" + digest, StandIn: true,
+			Overrides: targets.Overrides{Image: "localhost:5001/test/dv-pipecat"}})
+		assert.NilError(t, err)
+	})
 	t.Run("override empties the namespace", func(t *testing.T) {
 		_, err := NewDeploy(DeployInput{Branch: "dv-main", ChartDir: "c", Image: digest, Overrides: targets.Overrides{Namespace: " "}})
 		assert.ErrorContains(t, err, "namespace is empty")
@@ -167,4 +214,36 @@ func TestNewStatus(t *testing.T) {
 
 func TestPlaceholderDigestIsAValidDigest(t *testing.T) {
 	assert.NilError(t, ValidateDigest(PlaceholderDigest))
+}
+
+// The workflows name the run in the lock with GitHub's values; the longest
+// ones GitHub allows (a 255-byte branch, a 39-character actor) must shorten
+// the holder, never refuse the deploy.
+func TestHolderIsShortenedNeverRefused(t *testing.T) {
+	branch := strings.Repeat("feature/ü-", 22) + strings.Repeat("x", 13) // 255 bytes, multi-byte runes
+	actor := "a" + strings.Repeat("b", 37) + "z"                         // GitHub's longest login: 39
+	sha := strings.Repeat("f", 40)
+	assert.Equal(t, len(branch), 255)
+	long := fmt.Sprintf("github-actions run 99999999999 attempt 99 (%s@%s) by %s", branch, sha, actor)
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty is the default", "  ", DefaultHolder},
+		{"a line is kept", "github run 7 of dv-main", "github run 7 of dv-main"},
+		{"newlines and runs of space fold", "run 7\n of\tdv-main", "run 7 of dv-main"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := checkHolder(tc.in)
+			assert.NilError(t, err)
+			assert.Equal(t, got, tc.want)
+		})
+	}
+	got, err := checkHolder(long)
+	assert.NilError(t, err)
+	assert.Assert(t, len(got) <= MaxHolder, "%d bytes", len(got))
+	assert.Assert(t, utf8.ValidString(got), "cut on a rune boundary")
+	assert.Assert(t, strings.HasPrefix(got, "github-actions run 99999999999 attempt 99"), got)
+	assert.Assert(t, strings.HasSuffix(got, "by "+actor), "the actor survives: %s", got)
+	for _, branch := range []string{"dv-main", "dv-stage"} {
+		_, err := NewDeploy(DeployInput{Branch: branch, ChartDir: "c", Image: digest, Holder: long})
+		assert.NilError(t, err, "a long holder never blocks a deploy")
+	}
 }

@@ -23,7 +23,9 @@ type Deployer struct {
 	Options Options
 }
 
-// Run validates and renders the release, then, under the release's lock:
+// Run validates and renders the release, refuses a takeover of a release
+// the old pipeline wrote that would change what users rely on (see
+// ErrTakeoverRefused), then, under the release's lock:
 // recovers a record an interrupted run left pending, applies the new Secrets,
 // upgrades, waits for the rollout and, on failure, rolls back. Versioned
 // Secrets no kept revision references are pruned at the end.
@@ -35,6 +37,9 @@ func (d *Deployer) Run(ctx context.Context) (*Result, error) {
 	j, err := d.prepare(c)
 	if err != nil {
 		return nil, err
+	}
+	if err := j.guardTakeover(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", j.what(), err)
 	}
 	return j.run(ctx)
 }

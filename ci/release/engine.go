@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	helmchart "helm.sh/helm/v3/pkg/chart"
 	hrelease "helm.sh/helm/v3/pkg/release"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	cliresource "k8s.io/cli-runtime/pkg/resource"
 
 	"github.com/ringg/ringg-ci/ci/chart"
 	"github.com/ringg/ringg-ci/ci/kube"
@@ -61,10 +65,21 @@ type Options struct {
 	Progress         func(Progress)
 	ProgressInterval time.Duration
 	// MaxRestarts and PullErrorGrace decide when a failing rollout is
-	// certain to fail (kube.RolloutOptions).
+	// certain to fail (kube.RolloutOptions). PullErrorGrace is real time;
+	// its default (kube.DefaultPullErrorGrace) follows TimeScale.
 	MaxRestarts    int32
 	PullErrorGrace time.Duration
+	// TimeScale is how long one second of the Deployment's own numbers
+	// (grace period, readiness probe) lasts; zero means a second. Tests and
+	// benchmarks run production's numbers on a simulated node scaled down
+	// (e.g. 10ms), and every deadline derived from those numbers (the stall
+	// budget of a wave, the default overall timeout, the default pull-error
+	// grace) follows, so they keep production's proportions.
+	TimeScale time.Duration
 }
+
+// scaled is d of the Deployment's own time in this run's time.
+func (o Options) scaled(d time.Duration) time.Duration { return pipeline.Scaled(d, o.TimeScale) }
 
 // job is one upgrade of one release, shared by deploy, promote and the canary
 // rollback: lock, recover, apply Secrets, upgrade, watch, roll back on failure.
@@ -112,14 +127,19 @@ func deployedRecord(cfg *action.Configuration, name string) *hrelease.Release {
 }
 
 // prepare validates and renders a job before anything changes, and derives
-// its timeout from the rendered Deployment unless the plan gave one.
+// its overall timeout from the rendered Deployment unless the plan gave one.
 func (j *job) prepare() error {
 	_, _, r, err := j.values(deployedRecord(j.cfg, j.target.Release))
 	if err != nil {
 		return err
 	}
+	if r.deployment != "" {
+		if err := r.rollout.Check(); err != nil {
+			return fmt.Errorf("deployment %s: %w", r.deployment, err)
+		}
+	}
 	if j.timeout == 0 {
-		j.timeout = pipeline.RolloutTimeout(r.rollout)
+		j.timeout = j.opts.scaled(pipeline.RolloutTimeout(r.rollout))
 	}
 	return nil
 }
@@ -260,10 +280,21 @@ func (j job) watch(ctx context.Context, held *lock.Held, deployment, phase strin
 			j.opts.Progress(Progress{Target: string(j.target.Name), Release: j.target.Release, Phase: phase, RolloutProgress: p})
 		}
 	}
+	grace := j.opts.PullErrorGrace
+	if grace <= 0 {
+		grace = j.opts.scaled(kube.DefaultPullErrorGrace)
+	}
 	return kube.WatchRollout(wctx, c.Kube, kube.RolloutOptions{
-		Namespace: j.target.Namespace, Name: deployment, Timeout: j.timeout, Interval: j.opts.ProgressInterval,
-		Progress: progress, MaxRestarts: j.opts.MaxRestarts, PullErrorGrace: j.opts.PullErrorGrace, Now: c.Now, Logger: c.Logger,
+		Namespace: j.target.Namespace, Name: deployment, Timeout: j.timeout, Budget: j.budget, Interval: j.opts.ProgressInterval,
+		Progress: progress, MaxRestarts: j.opts.MaxRestarts, PullErrorGrace: grace, Now: c.Now, Logger: c.Logger,
 	})
+}
+
+// budget derives the stall budget and waves of the Deployment being watched
+// from its own spec: after a rollback, the spec it returned to.
+func (j job) budget(dep *appsv1.Deployment) kube.Budget {
+	r := rolloutParams(dep)
+	return kube.Budget{Stall: j.opts.scaled(r.Wave()), Waves: r.Waves(), Batch: r.Batch()}
 }
 
 type failure struct {
@@ -298,15 +329,24 @@ func (j job) fail(ctx context.Context, f failure, res *Result) error {
 		res.Pruned = prune(fctx, c, cfg, j.target.Namespace)
 		return fmt.Errorf("%s failed: %w; the first install was %w (uninstalled): fix the image or values and deploy again", j.what(), f.cause, ErrRolledBack)
 	}
-	rb := action.NewRollback(cfg)
-	rb.Version = f.deployed.Version
-	rb.MaxHistory = pipeline.MaxHistory
-	if err := rb.Run(name); err != nil {
-		return errors.Join(base, fmt.Errorf("roll %s back to revision %d: %s; roll back by hand: helm -n %s rollback %s %d", name, f.deployed.Version, oneLine(err), j.target.Namespace, name, f.deployed.Version))
-	}
-	now, _ := last(cfg, name)
-	if now != nil {
-		res.Revision, res.Status = now.Version, string(now.Info.Status)
+	if originOf(f.deployed) == OriginOldPipeline {
+		// Helm's rollback would copy the old record's values (the old
+		// pipeline's --set secrets among them) into a new record: put the
+		// old record's objects back and mark it deployed again instead.
+		if err := restoreOld(cfg, f.rel, f.deployed); err != nil {
+			return errors.Join(base, fmt.Errorf("return %s to revision %d (written by the old pipeline): %s; the old release's objects may be half restored: deploy again, or restore them by hand from that revision's manifest", name, f.deployed.Version, oneLine(err)))
+		}
+		res.Revision, res.Status = f.deployed.Version, string(hrelease.StatusDeployed)
+	} else {
+		rb := action.NewRollback(cfg)
+		rb.Version = f.deployed.Version
+		rb.MaxHistory = pipeline.MaxHistory
+		if err := rb.Run(name); err != nil {
+			return errors.Join(base, fmt.Errorf("roll %s back to revision %d: %s; roll back by hand: helm -n %s rollback %s %d", name, f.deployed.Version, oneLine(err), j.target.Namespace, name, f.deployed.Version))
+		}
+		if now, _ := last(cfg, name); now != nil {
+			res.Revision, res.Status = now.Version, string(now.Info.Status)
+		}
 	}
 	res.Pruned = prune(fctx, c, cfg, j.target.Namespace)
 	after := ""
@@ -315,8 +355,64 @@ func (j job) fail(ctx context.Context, f failure, res *Result) error {
 			after = fmt.Sprintf("; the rollback's own rollout did not complete either: %v", err)
 		}
 	}
-	return fmt.Errorf("%s failed: %w; %w to revision %d (recorded as revision %d)%s; fix the image or values and deploy again",
-		j.what(), f.cause, ErrRolledBack, f.deployed.Version, res.Revision, after)
+	recorded := fmt.Sprintf("recorded as revision %d", res.Revision)
+	if res.Revision == f.deployed.Version {
+		recorded = "the old pipeline's record, deployed again"
+	}
+	return fmt.Errorf("%s failed: %w; %w to revision %d (%s)%s; fix the image or values and deploy again",
+		j.what(), f.cause, ErrRolledBack, f.deployed.Version, recorded, after)
+}
+
+// restoreOld returns the cluster from a failed revision to an old
+// pipeline's record without writing a record of its own: the objects of the
+// old record's manifest are applied over the failed revision's (what Helm's
+// rollback does), and the old record is marked deployed again. Its values,
+// secrets included, stay where they were: in the old record only.
+func restoreOld(cfg *action.Configuration, failed, old *hrelease.Release) error {
+	current, err := cfg.KubeClient.Build(strings.NewReader(failed.Manifest), false)
+	if err != nil {
+		return fmt.Errorf("read the manifest of revision %d: %w", failed.Version, err)
+	}
+	target, err := cfg.KubeClient.Build(strings.NewReader(old.Manifest), false)
+	if err != nil {
+		return fmt.Errorf("read the manifest of revision %d: %w", old.Version, err)
+	}
+	if err := target.Visit(ownedBy(old.Name, old.Namespace)); err != nil {
+		return fmt.Errorf("label the objects of revision %d: %w", old.Version, err)
+	}
+	if _, err := cfg.KubeClient.Update(current, target, false); err != nil {
+		return fmt.Errorf("apply the objects of revision %d: %w", old.Version, err)
+	}
+	return setStatus(cfg, old, hrelease.StatusDeployed, fmt.Sprintf("restored by ringg-ci after revision %d failed", failed.Version))
+}
+
+// ownedBy marks an object as Helm's own for a release, as Helm does before
+// it applies one: an object the failed revision removed is created again
+// with the labels and annotations that let the next upgrade adopt it.
+func ownedBy(release, namespace string) cliresource.VisitorFunc {
+	return func(info *cliresource.Info, err error) error {
+		if err != nil {
+			return err
+		}
+		m, err := meta.Accessor(info.Object)
+		if err != nil {
+			return err
+		}
+		labels := m.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels["app.kubernetes.io/managed-by"] = "Helm"
+		m.SetLabels(labels)
+		ann := m.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann["meta.helm.sh/release-name"] = release
+		ann["meta.helm.sh/release-namespace"] = namespace
+		m.SetAnnotations(ann)
+		return nil
+	}
 }
 
 // prune deletes versioned Secrets no kept revision of any release in the

@@ -67,6 +67,9 @@ type PlanResult struct {
 	Secrets []secrets.Status `json:"secrets,omitempty"`
 	Objects []ObjectChange   `json:"objects"`
 	Timeout time.Duration    `json:"timeout"`
+	// Takeover is set when the live release was written by the old pipeline:
+	// what its first ringg-ci run drops, changes or refuses to change.
+	Takeover *Takeover `json:"takeover,omitempty"`
 }
 
 // MarshalJSON writes the timeout as text.
@@ -92,6 +95,9 @@ func (r PlanResult) String() string {
 	fmt.Fprintf(&b, "image %s, rollout timeout %s\n", r.Image, r.Timeout)
 	for _, s := range r.Secrets {
 		fmt.Fprintf(&b, "secret %s (%s): %s\n", s.Name, s.Kind, s.State)
+	}
+	if r.Takeover != nil {
+		b.WriteString(r.Takeover.String())
 	}
 	for _, o := range r.Objects {
 		fmt.Fprintf(&b, "%-9s %s/%s\n", o.Change, o.Kind, o.Name)
@@ -177,6 +183,20 @@ func preview(ctx context.Context, j *job, bundle *secrets.Bundle) (*PlanResult, 
 	liveManifest := ""
 	if live != nil {
 		liveManifest = live.Manifest
+	}
+	base, err := takeoverBase(cfg, t.Release)
+	if err != nil {
+		return res, err
+	}
+	if base != nil {
+		tk, red, err := takeoverOf(ctx, c, cfg, t, base, j.chart, vals, planned.Manifest)
+		if err != nil {
+			return res, err
+		}
+		res.Takeover = tk
+		// The old pipeline's manifest holds the values it was given, secrets
+		// passed with --set among them.
+		liveManifest = red.manifest(liveManifest)
 	}
 	res.Objects = diffManifests(liveManifest, planned.Manifest)
 	return res, nil

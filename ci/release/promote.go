@@ -89,10 +89,21 @@ func (p *Promoter) Run(ctx context.Context) (*PromoteResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	// Taking stable over from the old pipeline must not cost the soak either.
+	probe := &job{
+		c: c, cfg: cfg, target: to, chart: ch, chartDir: plan.ChartDir, files: plan.ValuesFiles,
+		image: pipeline.Image{Repository: to.Image, Digest: pipeline.PlaceholderDigest},
+		names: func(*hrelease.Release) pipeline.SecretNames { return pipeline.SecretNames{} },
+	}
+	guardErr := probe.guardTakeover(ctx)
+	if guardErr != nil && !plan.DryRun {
+		return nil, fmt.Errorf("%s: %w", what, guardErr)
+	}
 	canary, err := p.gate(ctx, c, cfg, from)
 	res := &PromoteResult{Canary: canary}
 	if err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
+		// A dry run shows the takeover's refusals even when the gate stops it.
+		return res, fmt.Errorf("%s: %w", what, errors.Join(err, guardErr))
 	}
 	names := canary.SecretNames
 	j := &job{
@@ -137,6 +148,10 @@ func (p *Promoter) gate(ctx context.Context, c Clients, cfg *action.Configuratio
 			return cur, refuse("canary release %s not found in %s: deploy the canary (push to %s) first", from.Release, from.Namespace, from.Branch)
 		}
 		cur.Revision = rel.Version
+		if originOf(rel) == OriginOldPipeline {
+			return cur, refuse("canary release %s revision %d was written by the old pipeline (image tag %q): deploy the canary with ringg-ci first (push to %s), so that stable gets an image pinned by digest and Secrets named by content",
+				from.Release, rel.Version, imageTagOf(rel), from.Branch)
+		}
 		if rel.Info.Status != hrelease.StatusDeployed {
 			return cur, refuse("canary release %s revision %d is %s, not deployed: deploy the canary again and wait for it to succeed", from.Release, rel.Version, rel.Info.Status)
 		}

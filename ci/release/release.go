@@ -95,9 +95,31 @@ type Progress struct {
 	kube.RolloutProgress
 }
 
-// String reads "canary rollout: 1/2 ready, 2/2 updated (40s)".
+// String reads "canary rollout: 1/2 ready, 2/2 updated (40s)", with the
+// wave, the pods draining and pending and for how long nothing has moved
+// when the watch knows them: "stable rollout, wave 2/4: 15/60 ready, 31/60
+// updated, 30 old, 15 draining, 16 pending (Unschedulable: 0/2 nodes are
+// available: 2 Insufficient cpu.) (6m12s; no progress for 3m1s, a wave may
+// take 6m30s)".
 func (p Progress) String() string {
-	return fmt.Sprintf("%s %s: %s (%s)", p.Target, p.Phase, p.RolloutProgress, p.Elapsed.Round(time.Second))
+	wave := ""
+	if p.Waves > 0 {
+		wave = fmt.Sprintf(", wave %d/%d", p.Wave, p.Waves)
+	}
+	idle := ""
+	if p.Stall > 0 && p.Idle >= p.Stall/10 {
+		idle = fmt.Sprintf("; no progress for %s, a wave may take %s", roundFor(p.Idle, p.Stall), roundFor(p.Stall, p.Stall))
+	}
+	return fmt.Sprintf("%s %s%s: %s (%s%s)", p.Target, p.Phase, wave, p.RolloutProgress, roundFor(p.Elapsed, p.Stall), idle)
+}
+
+// roundFor rounds d to seconds, or to hundredths of a second on a
+// scaled-down run whose whole wave lasts seconds.
+func roundFor(d, wave time.Duration) time.Duration {
+	if wave > 0 && wave < time.Minute {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 // last returns the newest record of a release, or nil when it has none.

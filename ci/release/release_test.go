@@ -3,6 +3,7 @@ package release
 import (
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,33 +29,71 @@ const (
 	digestB  = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 )
 
-// TestRolloutOfRenderedChart checks the default timeouts come from the
-// chart as each target renders it.
+// TestRolloutOfRenderedChart checks the deadlines come from the chart as
+// each target renders it, and that the chart's own progressDeadlineSeconds
+// is the engine's wave budget (pipeline.Rollout.Wave), for the targets and
+// for values that change every number it is made of.
 func TestRolloutOfRenderedChart(t *testing.T) {
 	ch, err := chartpkg.Load(chartDir)
 	assert.NilError(t, err)
+	render := func(t *testing.T, name targets.Name, extra map[string]any) rendered {
+		t.Helper()
+		tg, err := targets.Get(name)
+		assert.NilError(t, err)
+		computed := pipeline.ComputedValues(pipeline.Image{Repository: tg.Image, Digest: digestA}, pipeline.SecretNames{})
+		for k, v := range extra {
+			computed[k] = v
+		}
+		vals, err := chartpkg.Values(chartDir, tg.ValuesFiles, computed)
+		assert.NilError(t, err)
+		m, err := chartpkg.Render(ch, vals, chartpkg.RenderOptions{Release: tg.Release, Namespace: tg.Namespace})
+		assert.NilError(t, err)
+		r, err := rolloutOf(m)
+		assert.NilError(t, err)
+		assert.Equal(t, r.deployment, tg.Release)
+		return r
+	}
+	prod := pipeline.Rollout{ReadinessDelay: time.Minute, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second, ProgressDeadline: 390 * time.Second}
+	with := func(replicas, surge, unavailable int) pipeline.Rollout {
+		r := prod
+		r.Replicas, r.MaxSurge, r.MaxUnavailable = replicas, surge, unavailable
+		return r
+	}
 	tests := []struct {
 		target  targets.Name
 		want    pipeline.Rollout
 		timeout time.Duration
 	}{
-		{targets.Stable, pipeline.Rollout{Replicas: 60, MaxSurge: 1, MaxUnavailable: 15, ReadinessDelay: time.Minute, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}, 13*time.Minute + 30*time.Second},
-		{targets.Canary, pipeline.Rollout{Replicas: 2, MaxSurge: 1, MaxUnavailable: 0, ReadinessDelay: time.Minute, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}, 9*time.Minute + 30*time.Second},
-		{targets.Staging, pipeline.Rollout{Replicas: 1, MaxSurge: 1, MaxUnavailable: 0, ReadinessDelay: time.Minute, ReadinessPeriod: 30 * time.Second, TerminationGrace: 270 * time.Second}, 7*time.Minute + 30*time.Second},
+		{targets.Stable, with(60, 1, 15), 53 * time.Minute},
+		{targets.Canary, with(2, 1, 0), 27 * time.Minute},
+		{targets.Staging, with(1, 1, 0), 14 * time.Minute},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.target), func(t *testing.T) {
-			tg, err := targets.Get(tc.target)
-			assert.NilError(t, err)
-			vals, err := chartpkg.Values(chartDir, tg.ValuesFiles, pipeline.ComputedValues(pipeline.Image{Repository: tg.Image, Digest: digestA}, pipeline.SecretNames{}))
-			assert.NilError(t, err)
-			m, err := chartpkg.Render(ch, vals, chartpkg.RenderOptions{Release: tg.Release, Namespace: tg.Namespace})
-			assert.NilError(t, err)
-			r, err := rolloutOf(m)
-			assert.NilError(t, err)
-			assert.Equal(t, r.deployment, tg.Release)
+			r := render(t, tc.target, nil)
 			assert.DeepEqual(t, r.rollout, tc.want)
 			assert.Equal(t, pipeline.RolloutTimeout(r.rollout), tc.timeout)
+			assert.Equal(t, r.rollout.ProgressDeadline, r.rollout.Wave())
+			assert.NilError(t, r.rollout.Check())
+		})
+	}
+
+	overrides := []struct {
+		name string
+		vals map[string]any
+		want time.Duration
+	}{
+		{"shorter grace", map[string]any{"terminationGracePeriodSeconds": 100, "drain": map[string]any{"deadlineSeconds": 60}}, 100*time.Second + 30*time.Second + 90*time.Second},
+		{"probe without delay", map[string]any{"readinessProbe": map[string]any{"initialDelaySeconds": 0, "periodSeconds": 5}}, 270*time.Second + 30*time.Second + 5*time.Second},
+		{"probe without period takes the default", map[string]any{"readinessProbe": map[string]any{"httpGet": map[string]any{"path": "/x", "port": 8765}, "initialDelaySeconds": nil, "periodSeconds": nil}}, 270*time.Second + 30*time.Second + 10*time.Second},
+		{"no readiness probe", map[string]any{"readinessProbe": nil}, 300 * time.Second},
+		{"slow probe", map[string]any{"readinessProbe": map[string]any{"initialDelaySeconds": 120, "periodSeconds": 45}}, 465 * time.Second},
+	}
+	for _, tc := range overrides {
+		t.Run(tc.name, func(t *testing.T) {
+			r := render(t, targets.Stable, tc.vals)
+			assert.Equal(t, r.rollout.Wave(), tc.want)
+			assert.Equal(t, r.rollout.ProgressDeadline, tc.want, "the chart's progressDeadlineSeconds is the engine's wave budget")
 		})
 	}
 }
@@ -183,10 +222,29 @@ func memoryConfig(t *testing.T, recs ...*hrelease.Release) *action.Configuration
 	return &action.Configuration{Releases: st, Log: func(string, ...any) {}}
 }
 
+// recSchema stands for the chart's values.schema.json: objects that allow
+// no other keys.
+const recSchema = `{"type": "object", "additionalProperties": false, "properties": {
+  "image": {"type": "object", "additionalProperties": false, "properties": {"repository": {}, "digest": {}, "tag": {}}},
+  "secrets": {"type": "object", "additionalProperties": false, "properties": {"appEnv": {}, "gcpCreds": {}}},
+  "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}},
+  "env": {"type": "array", "items": {"type": "object", "additionalProperties": false, "properties": {"name": {}, "value": {}}}}}}`
+
+// rec is a record ringg-ci wrote: a digest, Secret names, a chart with a
+// schema.
 func rec(version int, status hrelease.Status, digest string) *hrelease.Release {
-	return &hrelease.Release{Name: "web", Namespace: "default", Version: version, Chart: &chart.Chart{Metadata: &chart.Metadata{Name: "c", Version: "1"}},
+	return &hrelease.Release{Name: "web", Namespace: "default", Version: version, Chart: &chart.Chart{Metadata: &chart.Metadata{Name: "c", Version: "1"}, Schema: []byte(recSchema)},
 		Info:   &hrelease.Info{Status: status},
 		Config: map[string]any{"image": map[string]any{"digest": digest}, "secrets": map[string]any{"appEnv": "app-" + digest[7:10], "gcpCreds": "creds-" + digest[7:10]}}}
+}
+
+// oldRec is a record the old pipeline wrote: a tag, values given with -f
+// and --set, a chart without a schema.
+func oldRec(version int, status hrelease.Status, tag string) *hrelease.Release {
+	return &hrelease.Release{Name: "web", Namespace: "default", Version: version, Chart: &chart.Chart{Metadata: &chart.Metadata{Name: "c", Version: "0.1.0"}},
+		Info: &hrelease.Info{Status: status},
+		Config: map[string]any{"image": map[string]any{"tag": tag}, "replicaCount": float64(60),
+			"secretEnv": map[string]any{"OPENAI_API_KEY": "sk-not-a-real-key", "REDIS_URL": "redis://:pw@r:6379/0"}}}
 }
 
 func TestRollbackTarget(t *testing.T) {
@@ -204,12 +262,18 @@ func TestRollbackTarget(t *testing.T) {
 		{"unknown revision", []*hrelease.Release{rec(1, hrelease.StatusDeployed, digestA)}, 7, 0, "has no revision 7 (kept revisions: [1])"},
 		{"nothing earlier", []*hrelease.Release{rec(1, hrelease.StatusDeployed, digestA)}, 0, 0, "no earlier deployed revision"},
 		{"no history", nil, 0, 0, "has no history"},
+		{"previous written by the old pipeline", []*hrelease.Release{oldRec(1, hrelease.StatusSuperseded, "t1"), oldRec(2, hrelease.StatusSuperseded, "t2"), rec(3, hrelease.StatusDeployed, digestA)}, 0, 0,
+			`revision 2 of release web was written by the old pipeline (image tag "t2", no digest; 4 values given with -f and --set, which may hold secrets): ringg-ci does not roll back to it, since that would copy those values into a new record and run an image by tag; no other revision ringg-ci wrote is kept to roll back to, or deploy the image it ran, by digest, to the canary and promote it (find the digest with: gcloud artifacts docker images describe REPOSITORY:t2)`},
+		{"given revision written by the old pipeline", []*hrelease.Release{oldRec(1, hrelease.StatusSuperseded, "t1"), rec(2, hrelease.StatusSuperseded, digestA), rec(3, hrelease.StatusDeployed, digestB)}, 1, 0,
+			"roll back to a revision ringg-ci wrote with --revision N (kept: 2)"},
+		{"ringg-ci's revision after old ones", []*hrelease.Release{oldRec(1, hrelease.StatusSuperseded, "t1"), rec(2, hrelease.StatusSuperseded, digestA), rec(3, hrelease.StatusDeployed, digestB)}, 0, 2, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := rollbackTarget(memoryConfig(t, tc.recs...), "web", tc.revision)
 			if tc.err != "" {
 				assert.ErrorContains(t, err, tc.err)
+				assert.Assert(t, !strings.Contains(err.Error(), "sk-not-a-real-key"), "the error shows no value")
 				return
 			}
 			assert.NilError(t, err)

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	hrelease "helm.sh/helm/v3/pkg/release"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ringg/ringg-ci/ci/chart"
 	"github.com/ringg/ringg-ci/ci/lock"
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/secrets"
 )
 
 // Rollbacker returns a target to a known good state: stable to its previous
@@ -50,24 +54,83 @@ func (r *Rollbacker) toPromoted(ctx context.Context, c Clients, cfg *action.Conf
 		return nil, fmt.Errorf("%s: the plan names no source target: build it with pipeline.NewRollback", what)
 	}
 	src := deployedRecord(cfg, p.Source.Release)
-	if src == nil || digestOf(src) == "" {
-		return nil, fmt.Errorf("%s: release %s of %s has no deployed revision with an image digest to return to: roll %s back to a revision instead", what, p.Source.Release, p.Source.Name, p.Target.Name)
+	if src == nil {
+		return nil, fmt.Errorf("%s: release %s of %s has no deployed revision to return to: roll %s back to a revision instead", what, p.Source.Release, p.Source.Name, p.Target.Name)
 	}
 	ch, err := chart.Load(p.ChartDir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	names := secretNamesOf(src)
+	digest, names, bundle := digestOf(src), secretNamesOf(src), (*secrets.Bundle)(nil)
+	if originOf(src) == OriginOldPipeline {
+		// The old pipeline's record names a tag and fixed-name Secrets: run
+		// the digest stable's pods run, with an immutable copy of the Secrets
+		// they read. Nothing of the old record's values is used.
+		if digest, bundle, err = r.fromOldPipeline(ctx, c, src); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		n := bundle.Names()
+		names = pipeline.SecretNames{AppEnv: n.AppEnv, GCPCreds: n.GCPCreds}
+	}
 	j := &job{
 		c: c, cfg: cfg, target: p.Target, chart: ch, chartDir: p.ChartDir, files: p.ValuesFiles,
-		image:   pipeline.Image{Repository: p.Target.Image, Digest: digestOf(src)},
+		image:   pipeline.Image{Repository: p.Target.Image, Digest: digest},
 		names:   func(*hrelease.Release) pipeline.SecretNames { return names },
+		bundle:  bundle,
 		timeout: p.Timeout, holder: p.Holder, verb: "rollback", opts: r.Options,
 	}
 	if err := j.prepare(); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	if err := j.guardTakeover(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 	return j.run(ctx)
+}
+
+// fromOldPipeline resolves what a release the old pipeline deployed runs:
+// the one digest its pods run (their image IDs), and content-named copies of
+// the Secrets its Deployment reads.
+func (r *Rollbacker) fromOldPipeline(ctx context.Context, c Clients, src *hrelease.Release) (string, *secrets.Bundle, error) {
+	p := r.Plan
+	w, err := observe(ctx, c.Kube, src)
+	if err != nil {
+		return "", nil, err
+	}
+	if w.deployment == nil {
+		return "", nil, fmt.Errorf("release %s of %s (revision %d, written by the old pipeline) has no Deployment in %s: roll %s back to a revision instead",
+			src.Name, p.Source.Name, src.Version, src.Namespace, p.Target.Name)
+	}
+	ds := digests(w.pods)
+	if len(w.pods) == 0 || len(ds) != 1 || ds[0] == "" || strings.Contains(ds[0], ",") {
+		return "", nil, fmt.Errorf("release %s of %s (revision %d, image tag %q, written by the old pipeline) records no digest, and its pods do not run one known digest (%s): "+
+			"wait for its rollout to settle, or deploy the canary with --image REPOSITORY@sha256:…", src.Name, p.Source.Name, src.Version, imageTagOf(src), shortList(ds))
+	}
+	from := liveSecretNames(&w.deployment.Spec.Template.Spec)
+	b, err := secrets.Adopt(ctx, c.Kube, src.Namespace, from, secrets.DefaultNames())
+	if err != nil {
+		return "", nil, err
+	}
+	return ds[0], &b, nil
+}
+
+// liveSecretNames reads which Secret a pod spec loads as environment
+// (envFrom) and which it mounts creds.json from.
+func liveSecretNames(spec *corev1.PodSpec) secrets.Names {
+	var n secrets.Names
+	for _, ct := range spec.Containers {
+		for _, ef := range ct.EnvFrom {
+			if ef.SecretRef != nil && n.AppEnv == "" {
+				n.AppEnv = ef.SecretRef.Name
+			}
+		}
+	}
+	for _, v := range spec.Volumes {
+		if v.Secret != nil && n.GCPCreds == "" {
+			n.GCPCreds = v.Secret.SecretName
+		}
+	}
+	return n
 }
 
 // toRevision is Helm's rollback to p.Revision or to the revision deployed
@@ -79,7 +142,8 @@ func (r *Rollbacker) toRevision(ctx context.Context, c Clients, cfg *action.Conf
 	start := c.Now()
 	res := &Result{Target: t.Name, Release: name, Namespace: t.Namespace}
 	defer func() { res.Duration = c.Now().Sub(start) }()
-	// Validate before the lock: the history exists and has the revision.
+	// Validate before the lock: the history exists and has the revision, and
+	// ringg-ci wrote it.
 	if _, err := rollbackTarget(cfg, name, p.Revision); err != nil {
 		return res, fmt.Errorf("%s: %w", what, err)
 	}
@@ -156,7 +220,7 @@ func rollbackTarget(cfg *action.Configuration, name string, revision int) (*hrel
 	if revision > 0 {
 		for _, h := range hist {
 			if h.Version == revision {
-				return h, nil
+				return onlyRinggCI(h, hist)
 			}
 		}
 		var have []int
@@ -186,7 +250,40 @@ func rollbackTarget(cfg *action.Configuration, name string, revision int) (*hrel
 	if best == nil {
 		return nil, fmt.Errorf("release %s has no earlier deployed revision than %d: roll back to a given revision", name, current)
 	}
-	return best, nil
+	return onlyRinggCI(best, hist)
+}
+
+// ErrOldPipelineRevision means a rollback was asked to return to a revision
+// the old pipeline wrote, which ringg-ci never does.
+var ErrOldPipelineRevision = errors.New("revision written by the old pipeline")
+
+// onlyRinggCI refuses a revision ringg-ci did not write. Helm's rollback
+// copies a record's values into a new one and renders them: for the old
+// pipeline's records that stores again, and puts back into the
+// Deployment's env, the secrets its workflow passed with --set, and runs an
+// image by tag against fixed-name Secrets whose content nobody can vouch
+// for.
+func onlyRinggCI(rel *hrelease.Release, hist []*hrelease.Release) (*hrelease.Release, error) {
+	if originOf(rel) == OriginRinggCI {
+		return rel, nil
+	}
+	var ours []int
+	for _, h := range hist {
+		if originOf(h) == OriginRinggCI && h.Info.Status == hrelease.StatusSuperseded {
+			ours = append(ours, h.Version)
+		}
+	}
+	slices.Sort(ours)
+	todo := "no other revision ringg-ci wrote is kept to roll back to"
+	if len(ours) > 0 {
+		todo = "roll back to a revision ringg-ci wrote with --revision N (kept: " + revisionList(ours) + ")"
+	}
+	tag := imageTagOf(rel)
+	return nil, fmt.Errorf("%w: revision %d of release %s was written by the old pipeline (image tag %q, no digest; %d values given with -f and --set, which may hold secrets): "+
+		"ringg-ci does not roll back to it, since that would copy those values into a new record and run an image by tag; %s, "+
+		"or deploy the image it ran, by digest, to the canary and promote it (find the digest with: gcloud artifacts docker images describe REPOSITORY:%s), "+
+		"or go back to the old pipeline (docs/operations.md, \"First run in production\")",
+		ErrOldPipelineRevision, rel.Version, rel.Name, tag, len(leaves(rel.Config)), todo, tag)
 }
 
 // rolloutOfManifest reads the Deployment of a release record.

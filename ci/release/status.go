@@ -17,20 +17,37 @@ type Statuser struct {
 
 // TargetStatus is one target's release and what its pods run.
 type TargetStatus struct {
-	Target      targets.Name         `json:"target"`
-	Release     string               `json:"release"`
-	Namespace   string               `json:"namespace"`
-	Installed   bool                 `json:"installed"`
-	Revision    int                  `json:"revision,omitempty"`
-	Status      string               `json:"status,omitempty"`
-	Description string               `json:"description,omitempty"`
-	Digest      string               `json:"digest,omitempty"`
+	Target      targets.Name `json:"target"`
+	Release     string       `json:"release"`
+	Namespace   string       `json:"namespace"`
+	Installed   bool         `json:"installed"`
+	Revision    int          `json:"revision,omitempty"`
+	Status      string       `json:"status,omitempty"`
+	Description string       `json:"description,omitempty"`
+	Digest      string       `json:"digest,omitempty"`
+	// ImageTag is set for a record the old pipeline wrote (a tag, no digest).
+	ImageTag string `json:"imageTag,omitempty"`
+	// Origin says which pipeline wrote the record shown.
+	Origin      Origin               `json:"origin,omitempty"`
+	// Later is a record newer than the deployed one shown (a failed
+	// upgrade whose release was returned to the deployed record), if any.
+	Later *LaterRecord `json:"later,omitempty"`
 	SecretNames pipeline.SecretNames `json:"secretNames"`
+	// OldRecords are the revisions the old pipeline wrote that history still
+	// keeps: their values may hold secrets.
+	OldRecords []int `json:"oldRecords,omitempty"`
 	// Running are the digests the pods run (one when settled).
 	Running []string   `json:"running,omitempty"`
 	Ready   int        `json:"ready"`
 	Desired int32      `json:"desired"`
 	Pods    []PodImage `json:"pods,omitempty"`
+}
+
+// LaterRecord is a release record newer than the deployed one.
+type LaterRecord struct {
+	Revision    int    `json:"revision"`
+	Status      string `json:"status"`
+	Description string `json:"description,omitempty"`
 }
 
 // Promotion compares a promoted target with its destination.
@@ -45,6 +62,8 @@ type Promotion struct {
 type Status struct {
 	Targets    []TargetStatus `json:"targets"`
 	Promotions []Promotion    `json:"promotions,omitempty"`
+	// Warnings need a person: records of the old pipeline still kept.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // String renders the status for a person, one line per target.
@@ -55,8 +74,15 @@ func (s Status) String() string {
 			fmt.Fprintf(&b, "%-8s release %s in %s: not installed\n", t.Target, t.Release, t.Namespace)
 			continue
 		}
+		img := shortDigest(t.Digest)
+		if t.Origin == OriginOldPipeline {
+			img = fmt.Sprintf("tag %q (written by the old pipeline)", t.ImageTag)
+		}
 		fmt.Fprintf(&b, "%-8s release %s in %s: revision %d %s, %d/%d pods ready, image %s (running %s)\n",
-			t.Target, t.Release, t.Namespace, t.Revision, t.Status, t.Ready, t.Desired, shortDigest(t.Digest), shortList(t.Running))
+			t.Target, t.Release, t.Namespace, t.Revision, t.Status, t.Ready, t.Desired, img, shortList(t.Running))
+		if l := t.Later; l != nil {
+			fmt.Fprintf(&b, "%-8s   later revision %d %s: %s\n", "", l.Revision, l.Status, strings.Join(strings.Fields(l.Description), " "))
+		}
 	}
 	for _, p := range s.Promotions {
 		verdict := "run the same digest"
@@ -64,6 +90,9 @@ func (s Status) String() string {
 			verdict = "run different digests"
 		}
 		fmt.Fprintf(&b, "%s and %s %s\n", p.From, p.To, verdict)
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(&b, "warning: %s\n", w)
 	}
 	return b.String()
 }
@@ -102,6 +131,9 @@ func (s *Statuser) Run(ctx context.Context) (*Status, error) {
 			return out, fmt.Errorf("status of %s (release %s in %s): %w", t.Name, t.Release, t.Namespace, err)
 		}
 		out.Targets = append(out.Targets, ts)
+		if w := oldRecordsWarning(ts); w != "" {
+			out.Warnings = append(out.Warnings, w)
+		}
 	}
 	for _, from := range out.Targets {
 		for _, to := range out.Targets {
@@ -135,9 +167,27 @@ func targetStatus(ctx context.Context, c Clients, t targets.Target) (TargetStatu
 	if err != nil || rel == nil {
 		return ts, err
 	}
+	// What runs is the deployed record's; a newer one failed and was
+	// returned from (e.g. to an old pipeline's record, which is restored
+	// without a record of its own).
+	if d := deployedRecord(cfg, t.Release); d != nil && d.Version < rel.Version {
+		ts.Later = &LaterRecord{Revision: rel.Version, Status: string(rel.Info.Status), Description: rel.Info.Description}
+		rel = d
+	}
 	ts.Installed = true
 	ts.Revision, ts.Status, ts.Description = rel.Version, string(rel.Info.Status), rel.Info.Description
 	ts.Digest, ts.SecretNames = digestOf(rel), secretNamesOf(rel)
+	ts.Origin = originOf(rel)
+	if ts.Origin == OriginOldPipeline {
+		ts.ImageTag = imageTagOf(rel)
+	}
+	olds, err := oldRecords(cfg, t.Release, nil)
+	if err != nil {
+		return ts, err
+	}
+	for _, o := range olds {
+		ts.OldRecords = append(ts.OldRecords, o.Revision)
+	}
 	w, err := observe(ctx, c.Kube, rel)
 	if err != nil {
 		return ts, err
@@ -156,4 +206,18 @@ func targetStatus(ctx context.Context, c Clients, t targets.Target) (TargetStatu
 		}
 	}
 	return ts, nil
+}
+
+// oldRecordsWarning says what to do about the old pipeline's records a
+// target's release still keeps.
+func oldRecordsWarning(t TargetStatus) string {
+	if len(t.OldRecords) == 0 {
+		return ""
+	}
+	what := fmt.Sprintf("release %s in %s (%s) keeps revisions %s written by the old pipeline; their values may hold secrets it passed with --set",
+		t.Release, t.Namespace, t.Target, revisionList(t.OldRecords))
+	if t.Origin == OriginOldPipeline {
+		return what + ": take the release over (deploy or promote it with ringg-ci), then delete them with the takeover command's --delete-old-records"
+	}
+	return what + fmt.Sprintf(": delete them with `ringg-ci takeover --target %s` (a dry run), then the same with --delete-old-records", t.Target)
 }

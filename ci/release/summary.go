@@ -82,10 +82,13 @@ func (p *PromoteResult) Summary() string {
 func (s *Status) Merge(other *Status) {
 	s.Targets = append(s.Targets, other.Targets...)
 	s.Promotions = append(s.Promotions, other.Promotions...)
+	s.Warnings = append(s.Warnings, other.Warnings...)
 }
 
-// RunningImage returns repository@digest of the image t's release records,
-// for a plan that keeps the image as it is.
+// RunningImage returns repository@digest of the image t's release runs,
+// for a plan that keeps the image as it is: the digest its record pins, or,
+// for a record the old pipeline wrote (a tag, no digest), the one digest its
+// pods run according to their image IDs.
 func RunningImage(ctx context.Context, c Clients, t targets.Target) (string, error) {
 	c, err := c.withDefaults()
 	if err != nil {
@@ -95,8 +98,14 @@ func RunningImage(ctx context.Context, c Clients, t targets.Target) (string, err
 	if err != nil {
 		return "", fmt.Errorf("read the image release %s in %s runs: %w", t.Release, t.Namespace, err)
 	}
-	if !ts.Installed || ts.Digest == "" {
-		return "", fmt.Errorf("release %s in %s is not installed or records no digest: pass --image REPOSITORY@sha256:… to plan with", t.Release, t.Namespace)
+	switch {
+	case !ts.Installed:
+		return "", fmt.Errorf("release %s in %s is not installed: pass --image REPOSITORY@sha256:… to plan with", t.Release, t.Namespace)
+	case ts.Digest != "":
+		return t.Image + "@" + ts.Digest, nil
+	case len(ts.Running) == 1 && ts.Running[0] != "" && !strings.Contains(ts.Running[0], ","):
+		return t.Image + "@" + ts.Running[0], nil
 	}
-	return t.Image + "@" + ts.Digest, nil
+	return "", fmt.Errorf("release %s in %s records no digest (revision %d, image tag %q) and its pods do not run one known digest (%s): pass --image REPOSITORY@sha256:… to plan with",
+		t.Release, t.Namespace, ts.Revision, ts.ImageTag, shortList(ts.Running))
 }

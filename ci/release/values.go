@@ -13,7 +13,7 @@ import (
 )
 
 // rendered is what a verb needs from a rendered release: the Deployment to
-// watch and the rollout numbers the default timeout comes from.
+// watch and the rollout numbers its deadlines come from.
 type rendered struct {
 	manifests  chart.Manifests
 	deployment string
@@ -64,6 +64,9 @@ func rolloutParams(dep *appsv1.Deployment) pipeline.Rollout {
 	}
 	if v, err := intstr.GetScaledValueFromIntOrPercent(&unavail, r.Replicas, false); err == nil {
 		r.MaxUnavailable = v
+	}
+	if d := dep.Spec.ProgressDeadlineSeconds; d != nil {
+		r.ProgressDeadline = time.Duration(*d) * time.Second
 	}
 	spec := dep.Spec.Template.Spec
 	if spec.TerminationGracePeriodSeconds != nil {

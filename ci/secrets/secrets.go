@@ -5,16 +5,22 @@
 // The two inputs:
 //
 //   - App secrets: a JSON object of environment variables, for example
-//     {"REDIS_URL": "redis://…", "OPENAI_API_KEY": "…"}. Each key becomes a
-//     data key of one Secret, which the chart loads with envFrom. Rules:
-//     keys must be environment variable names (^[A-Za-z_][A-Za-z0-9_]*$;
-//     Kubernetes accepts '-' and '.' in Secret keys, but envFrom skips them,
-//     so they are rejected); values must be JSON strings ("" is allowed).
-//     Numbers and booleans are rejected with a request to quote them, because
-//     the JSON text is ambiguous for a program reading environment variables
-//     (1e3 or 1000, true or True). Nested objects, arrays, null, duplicate
-//     keys, an empty object, invalid UTF-8, trailing data and more than the
-//     Kubernetes Secret limit (1 MiB of keys and values) are rejected too.
+//     {"REDIS_URL": "redis://…", "PORT": 8765}. Each key becomes a data key
+//     of one Secret, which the chart loads with envFrom. The data is what the
+//     pipeline this one replaces stored (jq turned each entry into a
+//     kubectl --from-literal): strings as they are, numbers as jq 1.7 wrote
+//     them (8765 stays 8765, 4.2e1 becomes 42), booleans as true or false,
+//     the last value of a duplicate key. Keys must be what Kubernetes, and so
+//     kubectl, accepts in a Secret (letters, digits, '-', '_' and '.', 1 to
+//     253 bytes, not "." or ".." nor starting with ".."). Refused: other
+//     keys, nested objects, arrays and null (no environment variable can
+//     hold them), invalid UTF-8, trailing data and more than the Kubernetes
+//     Secret limit (1 MiB of keys and values). Accepted with a warning (see
+//     Bundle.Warnings): a key that is not a portable variable name
+//     (^[A-Za-z_][A-Za-z0-9_]*$), which Kubernetes 1.34 and later pass
+//     through envFrom but shells and some libraries cannot read; a duplicate
+//     key; an empty object, which gives an empty Secret; a number that jq 1.7
+//     wrote differently from its literal (4.2e1 as 42).
 //   - GCP credentials: a Google credentials JSON document, stored as given
 //     under the key creds.json. It must be a JSON object whose "type" is
 //     service_account, external_account, authorized_user or
@@ -22,15 +28,16 @@
 //
 // Either input may be absent (nil): that Secret is then not part of the
 // Bundle, and the caller keeps whatever the release used before. An input that
-// is present but empty is an error, because an unset CI secret expands to ""
-// and must not silently deploy without secrets.
+// is present but empty (no bytes, or only white space) is an error, because an
+// unset CI secret expands to "" and must not silently deploy without secrets.
 //
-// Build reports every problem of both inputs at once. Problems name the key or
-// field and the position, never a value: encoding/json messages that quote a
-// character of the input are rewritten.
+// Build reports every problem of both inputs at once. Problems and warnings
+// name the key or field and the position, never a value: encoding/json
+// messages that quote a character of the input are rewritten.
 //
 // Each Secret is named base + "-" + the first 10 hex characters of a SHA-256
-// over its kind and sorted data, is immutable, and carries the labels
+// over its kind and sorted resulting data (so {"PORT": 8765} and
+// {"PORT": "8765"} give the same name), is immutable, and carries the labels
 // app.kubernetes.io/managed-by=ringg-ci, app.kubernetes.io/name=dv-pipecat and
 // ringg-ci/secret=app-env|gcp-creds, so Prune can find the ones no release
 // uses any more. Prune never deletes unlabelled Secrets, Secrets a Pod or
@@ -119,13 +126,15 @@ func (s *secret) Format(f fmt.State, _ rune) { _, _ = fmt.Fprintf(f, "%s=%s", s.
 type Bundle struct {
 	namespace string
 	secrets   []*secret // AppEnv first, then GCPCreds; absent inputs are left out
+	warnings  []string
 }
 
 // Build validates both inputs and prepares their Secrets for namespace.
 // A nil input is "not provided" and yields no Secret. base gives the name
 // prefixes (DefaultNames() in production); a field of base may be empty only
 // when its input is nil. Every problem of both inputs is reported at once,
-// joined; each wraps ErrInvalid.
+// joined; each wraps ErrInvalid. What is accepted but deserves a look is in
+// the Bundle's Warnings.
 func Build(appEnvJSON, credsJSON []byte, base Names, namespace string) (Bundle, error) {
 	var errs []error
 	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
@@ -134,10 +143,11 @@ func Build(appEnvJSON, credsJSON []byte, base Names, namespace string) (Bundle, 
 	b := Bundle{namespace: namespace}
 	if appEnvJSON != nil {
 		errs = append(errs, checkBase("app secrets", base.AppEnv)...)
-		env, perrs := parseAppEnv(appEnvJSON)
+		env, warns, perrs := parseAppEnv(appEnvJSON)
 		errs = append(errs, perrs...)
 		if len(perrs) == 0 {
 			b.secrets = append(b.secrets, newSecret(AppEnv, base.AppEnv, env))
+			b.warnings = append(b.warnings, warns...)
 		}
 	}
 	if credsJSON != nil {
@@ -192,6 +202,12 @@ func contentHash(kind Kind, data map[string][]byte) string {
 
 // Namespace is where the Secrets go.
 func (b Bundle) Namespace() string { return b.namespace }
+
+// Warnings are what Build accepted but a person should look at (a key that
+// is not a portable variable name, a duplicate key, an empty object, a
+// number whose text differs from the old pipeline's), one message each, in
+// document order. They name keys, never values; log them.
+func (b Bundle) Warnings() []string { return slices.Clone(b.warnings) }
 
 // Empty reports whether the bundle holds no Secret (both inputs absent).
 func (b Bundle) Empty() bool { return len(b.secrets) == 0 }

@@ -48,11 +48,13 @@ func TestBuildRejectsInvalidAppEnv(t *testing.T) {
 		{file: "invalid-nested-object.json", named: []string{`key "DB"`, "nested object"}, hidden: []string{"password"}},
 		{file: "invalid-array.json", named: []string{`key "ALLOWED_HOSTS"`, "array"}},
 		{file: "invalid-null.json", named: []string{`key "OPENAI_API_KEY"`, "null"}},
-		{file: "invalid-number.json", named: []string{`key "MAX_CALLS"`, `key "PORT"`, "quote it"}, hidden: []string{"98765", "4.2e1"}},
-		{file: "invalid-boolean.json", named: []string{`key "DEBUG"`, `key "TRACING"`, "boolean"}},
-		{file: "invalid-duplicate-key.json", named: []string{`key "OPENAI_API_KEY": appears 2 times`}, hidden: []string{"first", "second"}},
-		{file: "invalid-env-name.json", named: []string{`"redis-url"`, `"app.key"`, `"1ST_KEY"`, `"HAS SPACE"`, `key "":`}},
-		{file: "invalid-empty-object.json", named: []string{"empty object"}},
+		{file: "invalid-key-with-space.json", named: []string{`key "HAS SPACE": is not a valid Kubernetes Secret key (it holds ' ')`}},
+		{file: "invalid-key-with-slash.json", named: []string{`key "config/path"`, `it holds '/'`}},
+		{file: "invalid-key-with-equals.json", named: []string{`key "A=B"`, `it holds '='`}},
+		{file: "invalid-key-empty.json", named: []string{`key "": is empty`}},
+		{file: "invalid-key-dot.json", named: []string{`key "."`, `key ".."`, `key "..hidden"`, "3 problems:"}},
+		{file: "invalid-key-too-long.json", named: []string{"it is 254 bytes long, over the limit of 253"}},
+		{file: "invalid-key-unicode.json", named: []string{`key "ключ"`, `it holds 'к'`}},
 		{file: "invalid-not-object.json", named: []string{"got an array"}, hidden: []string{"array-item"}},
 		{file: "invalid-string-document.json", named: []string{"got a string"}},
 		{file: "invalid-syntax-unquoted-value.json", named: []string{"line 3, column 21", `after key "OPENAI_API_KEY"`}, hidden: []string{"'Z'", "Zsk"}},
@@ -61,8 +63,8 @@ func TestBuildRejectsInvalidAppEnv(t *testing.T) {
 		{file: "invalid-raw-newline-in-value.json", named: []string{"line 1, column 37", "must be escaped"}, hidden: []string{"break"}},
 		{file: "invalid-trailing-data.json", named: []string{"unexpected data after the JSON value at line 1, column 38"}},
 		{file: "invalid-many-problems.json", named: []string{
-			`"bad-name"`, `"PORT"`, `"NESTED"`, `"LIST"`, `"NOTHING"`, `"FLAG"`, `key "GOOD": appears 2 times`, "7 problems:",
-		}, hidden: []string{"8765"}},
+			`"bad name"`, `"NESTED"`, `"LIST"`, `"NOTHING"`, "4 problems:",
+		}, hidden: []string{"8765", "bad-name", `"GOOD"`, `"FLAG"`}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.TrimSuffix(tc.file, ".json"), func(t *testing.T) {
@@ -127,9 +129,9 @@ func TestBuildRejectsGeneratedInputs(t *testing.T) {
 		{name: "bad base name", creds: readTestdata(t, "valid-creds-service-account.json"), base: Names{AppEnv: DefaultAppEnv, GCPCreds: "Creds_Upper"}, named: []string{`base Secret name "Creds_Upper" for GCP credentials`}},
 		{
 			name:  "problems of both inputs at once",
-			app:   readTestdata(t, "invalid-number.json"),
+			app:   readTestdata(t, "invalid-many-problems.json"),
 			creds: readTestdata(t, "invalid-creds-no-type.json"),
-			named: []string{`app secrets JSON: key "MAX_CALLS"`, `app secrets JSON: key "PORT"`, `GCP credentials JSON: field "type"`, "3 problems:"},
+			named: []string{`app secrets JSON: key "bad name"`, `app secrets JSON: key "NOTHING"`, `GCP credentials JSON: field "type"`, "5 problems:"},
 		},
 	}
 	for _, tc := range tests {
@@ -154,15 +156,31 @@ func TestBuildRejectsGeneratedInputs(t *testing.T) {
 }
 
 func TestBuildBoundsTheReport(t *testing.T) {
-	var sb strings.Builder
-	sb.WriteString("{")
-	for i := range 200 {
-		fmt.Fprintf(&sb, `"bad-%d": %d,`, i, 1000000+i)
+	doc := func(key string) []byte {
+		var sb strings.Builder
+		sb.WriteString("{")
+		for i := range 200 {
+			fmt.Fprintf(&sb, `"%s%d": %d,`, key, i, 1000000+i)
+		}
+		sb.WriteString(`"LAST": "x"}`)
+		return []byte(sb.String())
 	}
-	sb.WriteString(`"LAST": "x"}`)
-	_, err := Build([]byte(sb.String()), nil, DefaultNames(), "default")
-	assert.ErrorContains(t, err, "350 more problems not shown")
-	assert.Assert(t, !strings.Contains(err.Error(), "1000000"))
+
+	t.Run("problems", func(t *testing.T) {
+		_, err := Build(doc("bad/"), nil, DefaultNames(), "default")
+		assert.ErrorContains(t, err, "150 more problems not shown")
+		assert.Assert(t, !strings.Contains(err.Error(), "1000000"))
+	})
+	t.Run("warnings", func(t *testing.T) {
+		b, err := Build(doc("not-portable-"), nil, DefaultNames(), "default")
+		assert.NilError(t, err)
+		w := b.Warnings()
+		assert.Equal(t, len(w), maxProblems+1)
+		assert.Equal(t, w[maxProblems], "app secrets JSON: 150 more warnings not shown; resolve the ones above to see them")
+		assert.Assert(t, !strings.Contains(strings.Join(w, "\n"), "1000000"))
+		assert.Equal(t, b.Summaries()[0].Keys[0], "LAST", "every key is kept, warned or not")
+		assert.Equal(t, len(b.Summaries()[0].Keys), 201)
+	})
 }
 
 func TestBuildAcceptsValidInputs(t *testing.T) {

@@ -27,9 +27,9 @@ const (
 // a megabyte of error text.
 const maxProblems = 50
 
-// envName is what a shell and envFrom accept as a variable name. Kubernetes
-// also allows '-' and '.' in Secret keys, but envFrom silently skips keys that
-// are not valid variable names, so such a key would never reach the app.
+// envName is a portable environment variable name: what a POSIX shell and
+// most libraries can read. Other keys are allowed (see checkKey) but warned
+// about.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // credsTypes maps each recognised Google credentials type to the fields Google's
@@ -59,7 +59,13 @@ func (p *Problem) Error() string {
 	if p.Input == gcpCredsInput {
 		what = "field"
 	}
-	return fmt.Sprintf("%s: %s %s: %s", p.Input, what, quoteKey(p.Key), p.Msg)
+	return describe(p.Input, what, p.Key, p.Msg)
+}
+
+// describe writes a message about one key or field of an input, the way
+// problems and warnings both read: `app secrets JSON: key "PORT": ...`.
+func describe(input, what, key, msg string) string {
+	return fmt.Sprintf("%s: %s %s: %s", input, what, quoteKey(key), msg)
 }
 
 // Unwrap makes errors.Is(err, ErrInvalid) hold.
@@ -78,11 +84,14 @@ func quoteKey(k string) string {
 	return fmt.Sprintf("%q… (%d bytes)", k[:cut], len(k))
 }
 
-// problems collects Problems for one input, bounded by maxProblems.
+// problems collects the Problems and warnings of one input, each list
+// bounded by maxProblems.
 type problems struct {
-	input string
-	list  []error
-	extra int
+	input      string
+	list       []error
+	extra      int
+	warns      []string
+	extraWarns int
 }
 
 // key adds a problem with one key or field.
@@ -103,86 +112,37 @@ func (ps *problems) add(p *Problem) {
 	ps.list = append(ps.list, p)
 }
 
+// warnKey adds a warning about one key: the input is accepted, but a person
+// should look at it.
+func (ps *problems) warnKey(key, format string, args ...any) {
+	ps.warn(describe(ps.input, "key", key, fmt.Sprintf(format, args...)))
+}
+
+// warnDoc adds a warning about the whole document.
+func (ps *problems) warnDoc(format string, args ...any) {
+	ps.warn(ps.input + ": " + fmt.Sprintf(format, args...))
+}
+
+func (ps *problems) warn(msg string) {
+	if len(ps.warns) >= maxProblems {
+		ps.extraWarns++
+		return
+	}
+	ps.warns = append(ps.warns, msg)
+}
+
+func (ps *problems) warnings() []string {
+	if ps.extraWarns > 0 {
+		return append(ps.warns, fmt.Sprintf("%s: %d more warnings not shown; resolve the ones above to see them", ps.input, ps.extraWarns))
+	}
+	return ps.warns
+}
+
 func (ps *problems) errs() []error {
 	if ps.extra > 0 {
 		return append(ps.list, &Problem{Input: ps.input, Msg: fmt.Sprintf("%d more problems not shown; fix the ones above and run again", ps.extra)})
 	}
 	return ps.list
-}
-
-// parseAppEnv validates an app secrets document and returns its variables.
-// It walks the token stream itself because encoding/json silently keeps the
-// last of duplicate keys.
-func parseAppEnv(doc []byte) (map[string][]byte, []error) {
-	ps := &problems{input: appEnvInput}
-	if !checkDocument(ps, doc) || !checkSyntax(ps, doc) {
-		return nil, ps.errs()
-	}
-	// The document is valid JSON from here on, so the decoder cannot fail;
-	// errors are still handled, without detail.
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	tok, err := dec.Token()
-	if err != nil {
-		ps.doc("could not be read as JSON; check quotes and commas")
-		return nil, ps.errs()
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		ps.doc("must be a JSON object of environment variables such as {\"REDIS_URL\": \"redis://…\"}, got %s", tokenKind(tok))
-		return nil, ps.errs()
-	}
-
-	env := map[string][]byte{}
-	seen := map[string]int{}
-	var order []string
-	size := 0
-	for dec.More() {
-		key, raw, err := nextMember(dec)
-		if err != nil {
-			ps.doc("could not be read as JSON; check quotes and commas")
-			return nil, ps.errs()
-		}
-		if seen[key]++; seen[key] == 1 {
-			order = append(order, key)
-		}
-		if !envName.MatchString(key) {
-			ps.key(key, "is not a valid environment variable name (letters, digits and '_', not starting with a digit); envFrom would skip it, so rename it")
-		}
-		switch raw[0] {
-		case '"':
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
-				ps.key(key, "value is not a valid JSON string; fix its escaping")
-				continue
-			}
-			env[key] = []byte(s)
-			size += len(key) + len(s)
-		case '{':
-			ps.key(key, "value is a nested object; environment variables are flat strings, so flatten it or encode it as a JSON string")
-		case '[':
-			ps.key(key, "value is an array; environment variables are strings, so encode it as one string")
-		case 'n':
-			ps.key(key, "value is null; give a string (\"\" for empty) or remove the key")
-		case 't', 'f':
-			ps.key(key, "value is a boolean; quote it as a string in the exact spelling the app expects (\"true\", \"True\", \"1\"…)")
-		default:
-			ps.key(key, "value is a number; quote it as a string in the exact form the app expects (as text, an exponent and a plain number differ)")
-		}
-	}
-	for _, key := range order {
-		if n := seen[key]; n > 1 {
-			ps.key(key, "appears %d times; keep one (JSON parsers would silently keep the last)", n)
-		}
-	}
-	if len(order) == 0 {
-		ps.doc("is an empty object; give at least one variable, or leave the input unset to keep the deployed Secret")
-	}
-	if size > corev1.MaxSecretSize {
-		ps.doc("holds %d bytes of keys and values, over the Kubernetes Secret limit of %d bytes; move large values elsewhere", size, corev1.MaxSecretSize)
-	}
-	if len(ps.list) > 0 {
-		return nil, ps.errs()
-	}
-	return env, nil
 }
 
 // nextMember reads one key and its raw value from inside an object.
