@@ -11,6 +11,10 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// appWorkflows is where the workflows of the chatbot's repository live: they
+// are copied there (docs/app-repository.md).
+const appWorkflows = "../deploy/app-repository/.github/workflows/"
+
 type workflow struct {
 	On          map[string]any    `json:"on"`
 	Permissions map[string]string `json:"permissions"`
@@ -19,7 +23,10 @@ type workflow struct {
 		CancelInProgress bool   `json:"cancel-in-progress"`
 	} `json:"concurrency"`
 	Jobs map[string]struct {
-		Environment string `json:"environment"`
+		If          string            `json:"if"`
+		RunsOn      string            `json:"runs-on"`
+		Environment string            `json:"environment"`
+		Permissions map[string]string `json:"permissions"`
 		Steps       []struct {
 			Name string            `json:"name"`
 			Uses string            `json:"uses"`
@@ -32,13 +39,23 @@ type workflow struct {
 
 func loadWorkflow(t *testing.T, name string) workflow {
 	t.Helper()
-	raw, err := os.ReadFile("../.github/workflows/" + name)
-	assert.NilError(t, err)
+	raw := readWorkflow(t, name)
 	// YAML 1.1 reads a bare `on` key as the boolean true; quote it first.
 	raw = regexp.MustCompile(`(?m)^on:`).ReplaceAll(raw, []byte(`"on":`))
 	var w workflow
 	assert.NilError(t, yaml.Unmarshal(raw, &w), name)
 	return w
+}
+
+func readWorkflow(t *testing.T, name string) []byte {
+	t.Helper()
+	dir := appWorkflows
+	if name == "release.yml" {
+		dir = "../.github/workflows/" // this repository's own
+	}
+	raw, err := os.ReadFile(dir + name)
+	assert.NilError(t, err)
+	return raw
 }
 
 func TestDeployWorkflow(t *testing.T) {
@@ -47,13 +64,21 @@ func TestDeployWorkflow(t *testing.T) {
 	assert.Assert(t, ok, "deploy runs on push")
 	assert.DeepEqual(t, push["branches"], []any{"dv-stage", "dv-main"})
 	assert.Equal(t, len(w.On), 1, "deploy runs only on push")
-	assert.DeepEqual(t, w.Permissions, map[string]string{"id-token": "write", "contents": "read"})
 	assert.Check(t, is.Contains(w.Concurrency.Group, "github.ref_name"), "one concurrency group per target")
 	assert.Check(t, !w.Concurrency.CancelInProgress, "a running deploy is never cancelled half-way")
 
 	args := daggerArgs(t, w)
 	assert.Check(t, is.Contains(args, "deploy"))
 	assert.Check(t, is.Contains(args, `--branch "$BRANCH"`))
+	assert.Check(t, strings.HasPrefix(args, "--source ."), "the app's own source at the pushed commit, never the module's stand-in: %s", args)
+	assert.Check(t, is.Contains(args, `--commit "$COMMIT"`))
+	assert.Equal(t, daggerStepEnv(t, w)["COMMIT"], "${{ github.sha }}")
+
+	// Native builds: dv-main (linux/arm64) on an arm64 runner, dv-stage on amd64.
+	job := w.Jobs["deploy"]
+	for branch, runner := range map[string]string{"dv-main": "ubuntu-24.04-arm", "dv-stage": "ubuntu-24.04"} {
+		assert.Check(t, is.Equal(evalBranchExpr(t, job.RunsOn, branch), runner), "runs-on for %s", branch)
+	}
 	for _, secret := range []string{"SECRETS_JSON", "CREDS_JSON"} {
 		assert.Check(t, is.Contains(args, "env://"+secret))
 	}
@@ -76,45 +101,123 @@ func TestPromoteWorkflow(t *testing.T) {
 	inputs := dispatch["inputs"].(map[string]any)
 	digest := inputs["expected-digest"].(map[string]any)
 	assert.Equal(t, digest["required"], false)
-	assert.DeepEqual(t, w.Permissions, map[string]string{"id-token": "write", "contents": "read"})
-	assert.Equal(t, w.Jobs["promote"].Environment, "production", "promotion needs the protected environment")
+	job := w.Jobs["promote"]
+	assert.Equal(t, job.Environment, "production", "promotion needs the protected environment")
+	assert.Equal(t, job.If, "github.ref == 'refs/heads/dv-main'", "only dv-main may promote")
+	guard := job.Steps[0]
+	assert.Check(t, strings.Contains(guard.Run, "refs/heads/dv-main") && strings.Contains(guard.Run, "exit 1"), "a dispatch on another branch fails loudly, first")
+	for _, s := range job.Steps {
+		assert.Check(t, !strings.HasPrefix(s.Uses, "actions/checkout@"), "promote builds nothing: it runs no code of the dispatched branch")
+	}
 	args := daggerArgs(t, w)
 	assert.Check(t, is.Contains(args, "promote"))
 	assert.Check(t, is.Contains(args, `--expected-digest "$EXPECTED_DIGEST"`))
 }
 
-// Properties every workflow shares: pinned actions and engine, secrets only
-// through env:// (never pasted into the command line, which Actions' bash runs),
-// and the module's summary written to the job summary.
+// Every workflow is hardened; the chatbot repository's two also ask only for
+// an OIDC token and read access, run in a protected environment, call the
+// module pinned to one commit with the GitHub OIDC pair, and write its
+// summary to the job summary.
 func TestWorkflowsCommon(t *testing.T) {
-	pinned := regexp.MustCompile(`@(v\d+\.\d+\.\d+|[0-9a-f]{40})$`)
-	for _, name := range []string{"github.yml", "promote-prod.yml"} {
+	for _, name := range []string{"github.yml", "promote-prod.yml", "release.yml"} {
 		t.Run(name, func(t *testing.T) {
+			hardened(t, name)
+			if name == "release.yml" {
+				return
+			}
 			w := loadWorkflow(t, name)
 			summary := false
-			for _, job := range w.Jobs {
+			for jobName, job := range w.Jobs {
+				assert.DeepEqual(t, job.Permissions, map[string]string{"id-token": "write", "contents": "read"})
+				assert.Check(t, job.Environment != "", "job %s runs in a protected environment", jobName)
 				for _, s := range job.Steps {
-					if s.Uses != "" {
-						assert.Check(t, pinned.MatchString(s.Uses), "action %s is pinned to a full version or commit", s.Uses)
-					}
 					if strings.HasPrefix(s.Uses, "dagger/dagger-for-github@") {
-						assert.Equal(t, s.Uses, "dagger/dagger-for-github@v8.4.1")
-						assert.Equal(t, s.With["version"], "0.21.9")
-						assert.Equal(t, s.With["verb"], "call")
-						assert.Check(t, !strings.Contains(s.With["args"], "${{"), "args must not interpolate expressions: pass them through env")
+						assert.Check(t, regexp.MustCompile(`^github\.com/ringg/ringg-ci@([0-9a-f]{40}|RINGG_CI_COMMIT)$`).MatchString(s.With["module"]),
+							"the module is pinned to one commit: %q", s.With["module"])
 						assert.Check(t, is.Contains(s.With["args"], "--oidc-request-url env://ACTIONS_ID_TOKEN_REQUEST_URL"))
 						assert.Check(t, is.Contains(s.With["args"], "--oidc-request-token env://ACTIONS_ID_TOKEN_REQUEST_TOKEN"))
 					}
-					for k, v := range s.With {
-						assert.Check(t, !strings.Contains(v, "secrets."), "with.%s must not carry a secret: use env:// ", k)
+					if strings.Contains(s.Run, "$GITHUB_STEP_SUMMARY") {
+						summary = true
+						// The summary is the module's result, which Dagger scrubbed of every
+						// secret value; nothing else may reach it.
+						for k, v := range s.Env {
+							assert.Check(t, regexp.MustCompile(`^\$\{\{ steps\.\w+\.outputs\.output \}\}$`).MatchString(v),
+								"the job summary gets only the module's scrubbed result, not env.%s = %s", k, v)
+						}
 					}
-					assert.Check(t, !strings.Contains(s.Run, "secrets."), "run scripts must not read secrets")
-					summary = summary || strings.Contains(s.Run, "$GITHUB_STEP_SUMMARY")
 				}
 			}
 			assert.Check(t, summary, "the module's output reaches the job summary")
 		})
 	}
+}
+
+// The release publishes the runner image with the job's own token and
+// nothing more.
+func TestReleaseWorkflow(t *testing.T) {
+	w := loadWorkflow(t, "release.yml")
+	push, ok := w.On["push"].(map[string]any)
+	assert.Assert(t, ok && len(w.On) == 1, "release runs on tag pushes only")
+	assert.DeepEqual(t, push["tags"], []any{"v*"})
+	job := w.Jobs["runner"]
+	assert.DeepEqual(t, job.Permissions, map[string]string{"contents": "read", "packages": "write"})
+	args, env := daggerStep(t, w)
+	assert.Check(t, is.Contains(args, "publish-runner"))
+	assert.Check(t, is.Contains(args, "--registry-password env://GITHUB_TOKEN"))
+	assert.Equal(t, env["GITHUB_TOKEN"], "${{ github.token }}")
+}
+
+// hardened checks what every workflow shares (OpenSSF Scorecard's workflow
+// checks): nothing granted by default; actions pinned to full commits with
+// the version in a comment; the checkout keeps no token; secrets only
+// through env:// (never pasted into the command line, which Actions' bash
+// runs) and no expression interpolated into a script or the module's
+// arguments; no pull_request_target.
+func hardened(t *testing.T, name string) {
+	t.Helper()
+	pinnedAction := regexp.MustCompile(`^\s*(- )?uses: ([^@\s]+)@([0-9a-f]{40}) # v\d+\.\d+\.\d+$`)
+	raw := string(readWorkflow(t, name))
+	for _, line := range strings.Split(raw, "\n") {
+		if strings.Contains(line, "uses:") {
+			assert.Check(t, pinnedAction.MatchString(line), "action pinned to a full commit with its version in a comment: %q", line)
+		}
+	}
+	assert.Check(t, !strings.Contains(raw, "pull_request_target"), "no pull_request_target")
+	w := loadWorkflow(t, name)
+	assert.DeepEqual(t, w.Permissions, map[string]string{})
+	for _, job := range w.Jobs {
+		for _, s := range job.Steps {
+			if strings.HasPrefix(s.Uses, "actions/checkout@") {
+				assert.Equal(t, s.With["persist-credentials"], "false", "the checkout keeps no token on disk")
+			}
+			if strings.HasPrefix(s.Uses, "dagger/dagger-for-github@") {
+				assert.Equal(t, s.Uses, "dagger/dagger-for-github@27b130bf0f79a7f6fbbbe0fbca6760dc9bb40a77")
+				assert.Equal(t, s.With["version"], "0.21.9")
+				assert.Equal(t, s.With["verb"], "call")
+				assert.Check(t, !strings.Contains(s.With["args"], "${{"), "args must not interpolate expressions: pass them through env")
+			}
+			for k, v := range s.With {
+				assert.Check(t, !strings.Contains(v, "secrets."), "with.%s must not carry a secret: use env:// ", k)
+			}
+			assert.Check(t, !strings.Contains(s.Run, "${{"), "run scripts take values through env, never interpolated: %q", s.Run)
+			assert.Check(t, !strings.Contains(s.Run, "secrets."), "run scripts must not read secrets")
+		}
+	}
+}
+
+// evalBranchExpr evaluates the workflows' one expression shape,
+// `${{ github.ref_name == 'B' && 'X' || 'Y' }}`, for a branch.
+func evalBranchExpr(t *testing.T, expr, branch string) string {
+	t.Helper()
+	m := regexp.MustCompile(`^\$\{\{ github\.ref_name == '([^']+)' && '([^']+)' \|\| '([^']+)' \}\}$`).FindStringSubmatch(expr)
+	if m == nil {
+		return expr
+	}
+	if branch == m[1] {
+		return m[2]
+	}
+	return m[3]
 }
 
 func daggerStep(t *testing.T, w workflow) (args string, env map[string]string) {

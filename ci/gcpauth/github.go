@@ -91,17 +91,17 @@ func githubSource(ctx context.Context, c Config, red *redactor) (oauth2.TokenSou
 		}
 		problems = append(problems, fmt.Errorf("github oidc: %s is empty: %w; give the job `permissions: id-token: write` (GitHub sets ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN only then) and pass both values", missing, ErrNoOIDC))
 	}
+	var provider string
 	if c.WorkloadIdentityProvider == "" {
-		c.WorkloadIdentityProvider = DefaultWorkloadIdentityProvider
-	}
-	provider, err := parseProvider(c.WorkloadIdentityProvider)
-	if err != nil {
+		problems = append(problems, fmt.Errorf("no Workload Identity provider: %w; pass --workload-identity-provider or set the target's identity in ci/targets", ErrConfig))
+	} else if p, err := parseProvider(c.WorkloadIdentityProvider); err != nil {
 		problems = append(problems, err)
+	} else {
+		provider = p
 	}
 	if c.ServiceAccount == "" {
-		c.ServiceAccount = DefaultServiceAccount
-	}
-	if !strings.Contains(c.ServiceAccount, "@") || strings.ContainsAny(c.ServiceAccount, "/ :") {
+		problems = append(problems, fmt.Errorf("no service account to impersonate: %w; pass --service-account or set the target's identity in ci/targets", ErrConfig))
+	} else if !strings.Contains(c.ServiceAccount, "@") || strings.ContainsAny(c.ServiceAccount, "/ :") {
 		problems = append(problems, fmt.Errorf("service account %q is not an email (NAME@PROJECT.iam.gserviceaccount.com): %w", c.ServiceAccount, ErrConfig))
 	}
 	if err := joinErrs(problems); err != nil {

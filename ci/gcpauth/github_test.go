@@ -229,6 +229,12 @@ func TestNewTokenSourceValidation(t *testing.T) {
 			contains: []string{"ACTIONS_ID_TOKEN_REQUEST_URL is empty"},
 		},
 		{
+			name:     "no identity: it belongs to the target, never to a default",
+			config:   Config{OIDCRequestURL: "https://example.invalid/token", OIDCRequestToken: testRequestToken},
+			sentinel: ErrConfig,
+			contains: []string{"no Workload Identity provider", "--workload-identity-provider", "no service account to impersonate", "--service-account"},
+		},
+		{
 			name: "project id instead of number, and a bad service account",
 			config: Config{
 				OIDCRequestURL: "https://example.invalid/token", OIDCRequestToken: testRequestToken,

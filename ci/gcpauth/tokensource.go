@@ -13,15 +13,8 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Defaults of the production setup (see the team's GitHub workflow).
-const (
-	// DefaultWorkloadIdentityProvider is the provider GitHub Actions federates through.
-	DefaultWorkloadIdentityProvider = "projects/623676891410/locations/global/workloadIdentityPools/desivocal-staging-pool/providers/github"
-	// DefaultServiceAccount is the service account the pipeline impersonates.
-	DefaultServiceAccount = "gke-githubactions-svc-stage@desivocalprod01.iam.gserviceaccount.com"
-	// CloudPlatformScope is the OAuth scope that covers GKE and Artifact Registry.
-	CloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform"
-)
+// CloudPlatformScope is the OAuth scope that covers GKE and Artifact Registry.
+const CloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform"
 
 // Google API base URLs; Endpoints overrides them in tests.
 const (
@@ -81,10 +74,11 @@ type Config struct {
 	OIDCAudience string
 	// WorkloadIdentityProvider is the provider's resource name
 	// (projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER).
-	// Default DefaultWorkloadIdentityProvider.
+	// Required with the OIDC pair: identity belongs to the target deployed
+	// (ci/targets), never to a package default.
 	WorkloadIdentityProvider string
-	// ServiceAccount is the email of the service account to impersonate.
-	// Default DefaultServiceAccount.
+	// ServiceAccount is the email of the service account to impersonate;
+	// required with the OIDC pair.
 	ServiceAccount string
 
 	// Scopes of the access token. Default CloudPlatformScope.

@@ -55,7 +55,35 @@ type Target struct {
 	// MaxManualReplicas caps manual scaling; zero means no cap beyond the
 	// operator's judgement.
 	MaxManualReplicas int
+	// Identity is who GitHub Actions acts as for this target. Staging's
+	// and production's differ, so a push to dv-stage never holds a token
+	// that can touch production (docs/security.md).
+	Identity Identity
 }
+
+// Identity is a Workload Identity Federation provider and the service
+// account a GitHub OIDC token is exchanged for.
+type Identity struct {
+	// Provider is projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER.
+	Provider string `json:"provider"`
+	// ServiceAccount is the email of the service account impersonated.
+	ServiceAccount string `json:"serviceAccount"`
+}
+
+// The identities of the production setup. Staging keeps the old pipeline's
+// pool and service account; production has its own, bound to dv-main and
+// the production environments by the provider's attribute condition
+// (docs/security.md has the gcloud commands that create them).
+var (
+	stagingIdentity = Identity{
+		Provider:       "projects/623676891410/locations/global/workloadIdentityPools/desivocal-staging-pool/providers/github",
+		ServiceAccount: "gke-githubactions-svc-stage@desivocalprod01.iam.gserviceaccount.com",
+	}
+	productionIdentity = Identity{
+		Provider:       "projects/623676891410/locations/global/workloadIdentityPools/desivocal-prod-pool/providers/github",
+		ServiceAccount: "gke-githubactions-svc-prod@desivocalprod01.iam.gserviceaccount.com",
+	}
+)
 
 const (
 	project         = "desivocalprod01"
@@ -78,6 +106,7 @@ func All() []Target {
 			Release:     "dv-pipecat",
 			ValuesFiles: []string{"values-stage.yaml"},
 			Track:       "stable",
+			Identity:    stagingIdentity,
 		},
 		{
 			Name:              Canary,
@@ -91,6 +120,7 @@ func All() []Target {
 			Track:             "canary",
 			PromotesTo:        Stable,
 			MaxManualReplicas: 5,
+			Identity:          productionIdentity,
 		},
 		{
 			Name:        Stable,
@@ -101,6 +131,7 @@ func All() []Target {
 			Release:     "dv-pipecat",
 			ValuesFiles: []string{"values-prod.yaml"},
 			Track:       "stable",
+			Identity:    productionIdentity,
 		},
 	}
 }
@@ -156,6 +187,9 @@ type Overrides struct {
 	ClusterName     string
 	ClusterLocation string
 	Namespace       string
+	// Identity replaces the target's provider and service account, field by
+	// field.
+	Identity Identity
 }
 
 // With returns t with the non-empty fields of o applied. Project changes only
@@ -171,6 +205,8 @@ func (t Target) With(o Overrides) Target {
 	set(&t.Cluster.Name, o.ClusterName)
 	set(&t.Cluster.Location, o.ClusterLocation)
 	set(&t.Namespace, o.Namespace)
+	set(&t.Identity.Provider, o.Identity.Provider)
+	set(&t.Identity.ServiceAccount, o.Identity.ServiceAccount)
 	t.Platforms = slices.Clone(t.Platforms)
 	t.ValuesFiles = slices.Clone(t.ValuesFiles)
 	return t

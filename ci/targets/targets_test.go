@@ -141,3 +141,24 @@ func TestValidate(t *testing.T) {
 		}
 	})
 }
+
+// A push to dv-stage must never hold a token that acts on production: every
+// target names its identity, the production targets share one, and it is not
+// staging's.
+func TestIdentityBelongsToTheTarget(t *testing.T) {
+	byName := map[targets.Name]targets.Identity{}
+	for _, tg := range targets.All() {
+		assert.Check(t, tg.Identity.Provider != "" && tg.Identity.ServiceAccount != "", "%s names its identity", tg.Name)
+		byName[tg.Name] = tg.Identity
+	}
+	assert.Equal(t, byName[targets.Canary], byName[targets.Stable], "canary and stable are one production identity")
+	assert.Check(t, byName[targets.Staging].Provider != byName[targets.Stable].Provider, "staging and production federate through different pools")
+	assert.Check(t, byName[targets.Staging].ServiceAccount != byName[targets.Stable].ServiceAccount, "staging and production impersonate different accounts")
+
+	o := targets.Overrides{Identity: targets.Identity{ServiceAccount: "other@p.iam.gserviceaccount.com"}}
+	st, err := targets.Get(targets.Staging)
+	assert.NilError(t, err)
+	got := st.With(o).Identity
+	assert.Equal(t, got.ServiceAccount, "other@p.iam.gserviceaccount.com")
+	assert.Equal(t, got.Provider, st.Identity.Provider, "an override replaces only what it names")
+}
