@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	cikube "github.com/ringg/ringg-ci/ci/kube"
 	"github.com/ringg/ringg-ci/ci/lock"
@@ -69,7 +70,13 @@ func (s *syncBuffer) String() string {
 
 func newRelEnv(t *testing.T) *relEnv {
 	t.Helper()
-	ns := cluster.Namespace(t)
+	return newRelEnvIn(t, cluster.Namespace(t))
+}
+
+// newRelEnvIn is newRelEnv in a namespace the test made (e.g. one with a
+// node pool of its own).
+func newRelEnvIn(t *testing.T, ns string) *relEnv {
+	t.Helper()
 	k := cluster.Client()
 	logs := &syncBuffer{}
 	e := &relEnv{t: t, ns: ns, kube: k, logs: logs, clients: release.Clients{
@@ -169,6 +176,19 @@ func (e *relEnv) deployment(name string) *appsv1.Deployment {
 }
 
 func image(d *appsv1.Deployment) string { return d.Spec.Template.Spec.Containers[0].Image }
+
+// updateDeployment changes a Deployment's spec, again on a conflict: the
+// controllers write its status meanwhile.
+func (e *relEnv) updateDeployment(name string, change func(*appsv1.Deployment)) {
+	e.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := e.deployment(name)
+		change(d)
+		_, err := e.kube.AppsV1().Deployments(e.ns).Update(context.Background(), d, metav1.UpdateOptions{})
+		return err
+	})
+	assert.NilError(e.t, err)
+}
 
 // snapshot maps every object of the kinds a release touches to its
 // resourceVersion.
@@ -277,14 +297,14 @@ func TestReleaseDeployNeverReadyRollsBack(t *testing.T) {
 
 	p := e.failing(e.canaryPlan(digest("b"), nil), "never-ready")
 	p.Timeout = 4 * time.Second
-	start := time.Now()
 	res, err := e.deploy(p, nil, release.Options{})
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
+	// The plan's timeout is the overall cap, and it is what ended the watch.
 	assert.Assert(t, errors.Is(err, cikube.ErrRolloutTimeout), "%v", err)
+	assert.ErrorContains(t, err, ": timeout 4s;")
 	assert.ErrorContains(t, err, "container dv-pipecat: NotReady")
 	assert.ErrorContains(t, err, "pod dv-pipecat-canary-")
 	assert.ErrorContains(t, err, "to revision 1 (recorded as revision 3)")
-	assert.Assert(t, time.Since(start) < 30*time.Second)
 
 	assert.Equal(t, res.Revision, 3)
 	assert.Equal(t, res.Status, "deployed")
@@ -298,12 +318,13 @@ func TestReleaseDeployCrashLoopFailsFast(t *testing.T) {
 	_, err := e.deploy(e.canaryPlan(digest("a"), nil), nil, release.Options{})
 	assert.NilError(t, err)
 
-	start := time.Now()
 	_, err = e.deploy(e.failing(e.canaryPlan(digest("c"), nil), "crashloop"), nil, release.Options{MaxRestarts: 2})
 	assert.Assert(t, errors.Is(err, cikube.ErrRolloutFailed), "%v", err)
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
+	// A certain failure ends the watch itself, not the plan's 60s timeout.
+	assert.Assert(t, !errors.Is(err, cikube.ErrRolloutTimeout), "%v", err)
+	assert.ErrorContains(t, err, "restarted 2 times (limit 2)")
 	assert.ErrorContains(t, err, "CrashLoopBackOff after")
-	assert.Assert(t, time.Since(start) < 45*time.Second, "a certain failure must not wait for the 60s timeout")
 	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:failed", "3:deployed"})
 }
 
@@ -560,12 +581,11 @@ func TestReleasePromoteRefuses(t *testing.T) {
 	// Mixed digests: a second image that never becomes ready, with no pod
 	// allowed to go, leaves old and new pods side by side.
 	ctx := context.Background()
-	dep := e.deployment("dv-pipecat-canary")
 	zero := intstrZero()
-	dep.Spec.Strategy.RollingUpdate.MaxUnavailable = &zero
-	dep.Spec.Template.Spec.Containers[0].Image = prodRepo + ":never-ready@" + digest("m")
-	_, err = e.kube.AppsV1().Deployments(e.ns).Update(ctx, dep, metav1.UpdateOptions{})
-	assert.NilError(t, err)
+	e.updateDeployment("dv-pipecat-canary", func(dep *appsv1.Deployment) {
+		dep.Spec.Strategy.RollingUpdate.MaxUnavailable = &zero
+		dep.Spec.Template.Spec.Containers[0].Image = prodRepo + ":never-ready@" + digest("m")
+	})
 	waitFor(t, 20*time.Second, func() bool {
 		pods, _ := e.kube.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{})
 		return len(pods.Items) == 3
@@ -575,10 +595,9 @@ func TestReleasePromoteRefuses(t *testing.T) {
 	assert.ErrorContains(t, err, "canary pods do not all run one known digest")
 
 	// Unavailable: recreate onto pods that never become ready.
-	dep = e.deployment("dv-pipecat-canary")
-	dep.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
-	_, err = e.kube.AppsV1().Deployments(e.ns).Update(ctx, dep, metav1.UpdateOptions{})
-	assert.NilError(t, err)
+	e.updateDeployment("dv-pipecat-canary", func(dep *appsv1.Deployment) {
+		dep.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	})
 	waitFor(t, 20*time.Second, func() bool {
 		d := e.deployment("dv-pipecat-canary")
 		for _, c := range d.Status.Conditions {

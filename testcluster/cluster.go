@@ -18,6 +18,16 @@
 //		_, err := cluster.Client().CoreV1().ConfigMaps(ns).Create(...)
 //	}
 //
+// A test that needs nodes like production's (probe timing, drains that hold
+// their CPU, a full pool) on a time scale gets a namespace with a node pool of
+// its own:
+//
+//	ns := cluster.NamespaceWithNodes(t, fakenode.Options{
+//		Architectures: []string{"arm64"}, NodesPerArchitecture: 2,
+//		Allocatable:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("32")},
+//		Timing:        timing, TimeScale: 10 * time.Millisecond,
+//	})
+//
 // With -short no cluster starts and Namespace skips the test. The helper
 // binary is built on first use and cached outside the clone (see Build), or
 // taken from $RINGG_TESTCLUSTER_BIN. The helper process reads a pipe on its
@@ -405,11 +415,52 @@ func (c *Cluster) Restart(t testing.TB) {
 // a cluster (-short) it skips t.
 func (c *Cluster) Namespace(t testing.TB) string {
 	t.Helper()
+	return c.namespace(t, nil)
+}
+
+// NamespaceWithNodes is Namespace with a fake node pool of its own: nodes
+// that take only this namespace's pods, as opts describes them (timing, time
+// scale, capacity, behavior), while the cluster's shared fake nodes leave
+// the namespace alone. opts.Config, Namespace and Log are the cluster's. The
+// nodes are registered when it returns, and stopped and deleted when t ends.
+func (c *Cluster) NamespaceWithNodes(t testing.TB, opts fakenode.Options) string {
+	t.Helper()
+	name := c.namespace(t, map[string]string{fakenode.LabelPool: "pending"})
+	ctx, cancel := context.WithCancel(context.Background())
+	opts.Config, opts.Namespace = c.config, name
+	opts.Log = slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelInfo})).With("pool", name)
+	nodes, err := fakenode.Start(ctx, opts)
+	if err != nil {
+		cancel()
+		t.Fatalf("start the fake node pool of namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		// Pods go with their nodes, at once, as when a node pool is
+		// deleted; the namespace's own deletion follows.
+		_ = c.client.CoreV1().Pods(name).DeleteCollection(context.Background(),
+			metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{})
+		cancel()
+		nodes.Wait()
+	})
+	return name
+}
+
+// namespace creates t's namespace with extra labels; a pool label is set
+// from the start, so the shared fake nodes never see the namespace without.
+func (c *Cluster) namespace(t testing.TB, extra map[string]string) string {
+	t.Helper()
 	if c == nil {
 		t.Skip("no test cluster (-short)")
 	}
 	name := namespaceName(t.Name())
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"testcluster.ringg.dev/test": "true"}}}
+	labels := map[string]string{"testcluster.ringg.dev/test": "true"}
+	for k, v := range extra {
+		if k == fakenode.LabelPool {
+			v = name
+		}
+		labels[k] = v
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	if _, err := c.client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)
 	}

@@ -186,8 +186,9 @@ func TestRenderTargets(t *testing.T) {
 			cmd := c.Lifecycle.PreStop.Exec.Command
 			assert.Assert(t, is.Len(cmd, 3))
 			assert.DeepEqual(t, cmd[:2], []string{"python", "-c"})
-			assert.Assert(t, is.Contains(cmd[2], `url = "http://127.0.0.1:8765/pc/v1/drain/start"`))
-			assert.Assert(t, is.Contains(cmd[2], "deadline = time.monotonic() + 240\n"))
+			assert.Assert(t, is.Contains(cmd[2], `base = "http://127.0.0.1:8765"`))
+			assert.Assert(t, is.Contains(cmd[2], `start, status = "/pc/v1/drain/start", "/pc/v1/healthcheck"`))
+			assert.Assert(t, is.Contains(cmd[2], "limit, poll = 240, 2\n"))
 			assert.Assert(t, is.Contains(cmd[2], `"active_calls"`))
 
 			assertQuantities(t, "limits", c.Resources.Limits, w.limits)
@@ -260,9 +261,14 @@ func TestServiceSelectsCanaryPods(t *testing.T) {
 	assert.Equal(t, svc.Name, "dv-pipecat")
 	assert.DeepEqual(t, svc.Spec.Selector, map[string]string{"app.kubernetes.io/name": "dv-pipecat"})
 	assert.Equal(t, svc.Spec.Ports[0].Port, int32(80))
-	assert.Equal(t, svc.Spec.Ports[0].TargetPort, intstr.FromString("http"))
+	// Numeric, as the live Service the old chart rendered: it reaches every
+	// pod listening there, whatever its port is called.
+	assert.Equal(t, svc.Spec.Ports[0].TargetPort, intstr.FromInt32(8765))
 
 	sd, cd := deployment(t, stable), deployment(t, canary)
+	for _, d := range []appsv1.Deployment{sd, cd} {
+		assert.Equal(t, d.Spec.Template.Spec.Containers[0].Ports[0].ContainerPort, int32(8765), d.Name)
+	}
 	svcSel := labels.SelectorFromSet(svc.Spec.Selector)
 	assert.Assert(t, svcSel.Matches(labels.Set(sd.Spec.Template.Labels)), "service must select stable pods")
 	assert.Assert(t, svcSel.Matches(labels.Set(cd.Spec.Template.Labels)), "service must select canary pods")
@@ -270,6 +276,32 @@ func TestServiceSelectsCanaryPods(t *testing.T) {
 		"stable Deployment must not adopt canary pods")
 	assert.Assert(t, !labels.SelectorFromSet(cd.Spec.Selector.MatchLabels).Matches(labels.Set(sd.Spec.Template.Labels)),
 		"canary Deployment must not adopt stable pods")
+}
+
+// service.targetPort is a number (what the live Service of the old chart
+// targets, kept by values-prod.yaml and values-stage.yaml) or a port name.
+func TestServiceTargetPort(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  any
+		want intstr.IntOrString
+	}{
+		{"kept from the live Service", nil, intstr.FromInt32(8765)},
+		{"a port name", "http", intstr.FromString("http")},
+		{"another number", 9000, intstr.FromInt32(9000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			extra := map[string]any{}
+			if tc.set != nil {
+				extra["service"] = map[string]any{"targetPort": tc.set}
+			}
+			var svc corev1.Service
+			decode(t, mustRender(t, target(t, targets.Stable), pipelineValues(extra)), "Service", &svc)
+			assert.DeepEqual(t, svc.Spec.Ports[0].TargetPort, tc.want)
+		})
+	}
+	_, err := render(t, target(t, targets.Stable), pipelineValues(map[string]any{"service": map[string]any{"targetPort": "HTTP_port"}}))
+	assert.ErrorContains(t, err, "/service/targetPort")
 }
 
 func TestHPAWhenEnabledOnStable(t *testing.T) {

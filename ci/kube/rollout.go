@@ -22,10 +22,15 @@ import (
 
 // Sentinels of a failed rollout, inside a *RolloutError.
 var (
-	// ErrRolloutTimeout: the rollout did not complete in time.
+	// ErrRolloutTimeout: the rollout did not complete within its overall
+	// cap (RolloutOptions.Timeout).
 	ErrRolloutTimeout = errors.New("rollout timed out")
+	// ErrRolloutStalled: the rollout stopped making progress for longer
+	// than one wave can take (Budget.Stall).
+	ErrRolloutStalled = errors.New("rollout stopped making progress")
 	// ErrRolloutFailed: the rollout cannot complete (a crash loop past the
-	// restart limit, an image that cannot be pulled, a progress deadline).
+	// restart limit, an image that cannot be pulled, Kubernetes' own
+	// progress deadline).
 	ErrRolloutFailed = errors.New("rollout failed")
 )
 
@@ -36,12 +41,29 @@ const (
 	DefaultPullErrorGrace   = 2 * time.Minute
 )
 
+// Budget is what the rollout of one Deployment may take, from its own
+// numbers (see pipeline.Rollout).
+type Budget struct {
+	// Stall fails the rollout when, for this long, no new pod became Ready,
+	// no new pod was created and no old pod went away or started to;
+	// zero means never.
+	Stall time.Duration
+	// Waves and Batch number the waves in progress reports: wave n of
+	// Waves has Batch·(n-1) new pods Ready. Zero leaves them out.
+	Waves, Batch int
+}
+
 // RolloutOptions say which Deployment to watch and how.
 type RolloutOptions struct {
 	Namespace string
 	Name      string
-	// Timeout bounds the wait; it is required.
+	// Timeout is the overall cap on the wait; it is required. A rollout
+	// that stops making progress fails sooner (Budget).
 	Timeout time.Duration
+	// Budget, when set, gives the Deployment's stall budget and waves; it
+	// is asked again whenever the Deployment's spec changes (a rollback
+	// watches the spec it returned to).
+	Budget func(*appsv1.Deployment) Budget
 	// Interval is the pace of Progress calls; zero means DefaultProgressInterval.
 	Interval time.Duration
 	// Progress, when set, is called every Interval and once at the end.
@@ -59,21 +81,45 @@ type RolloutOptions struct {
 
 // RolloutProgress counts the pods of a rollout: Ready and Updated are new
 // pods, Desired the Deployment's replicas, Old the pods of older revisions
-// still counted.
+// still counted, Draining the pods being deleted (preStop running, their
+// requests still held on their nodes), Pending the new pods not running
+// yet, for the most common PendingReason.
 type RolloutProgress struct {
-	Desired   int32         `json:"desired"`
-	Updated   int32         `json:"updated"`
-	Ready     int32         `json:"ready"`
-	Available int32         `json:"available"`
-	Old       int32         `json:"old"`
-	Elapsed   time.Duration `json:"-"` // the verb's result carries the duration
+	Desired       int32  `json:"desired"`
+	Updated       int32  `json:"updated"`
+	Ready         int32  `json:"ready"`
+	Available     int32  `json:"available"`
+	Old           int32  `json:"old"`
+	Draining      int32  `json:"draining,omitempty"`
+	Pending       int32  `json:"pending,omitempty"`
+	PendingReason string `json:"pendingReason,omitempty"`
+	// Wave of Waves is the batch of new pods under way (Budget); zero when
+	// unknown.
+	Wave  int `json:"wave,omitempty"`
+	Waves int `json:"waves,omitempty"`
+	// The verb's result carries the duration; Idle is the time since the
+	// rollout last made progress, Stall its budget (zero: none).
+	Elapsed time.Duration `json:"-"`
+	Idle    time.Duration `json:"-"`
+	Stall   time.Duration `json:"-"`
 }
 
-// String reads "3/4 ready, 4/4 updated, 1 old".
+// String reads "3/4 ready, 4/4 updated, 1 old", then, while there are any,
+// ", 1 draining, 2 pending (Unschedulable: 0/2 nodes are available: 2
+// Insufficient cpu.)".
 func (p RolloutProgress) String() string {
 	s := fmt.Sprintf("%d/%d ready, %d/%d updated", p.Ready, p.Desired, p.Updated, p.Desired)
 	if p.Old > 0 {
 		s += fmt.Sprintf(", %d old", p.Old)
+	}
+	if p.Draining > 0 {
+		s += fmt.Sprintf(", %d draining", p.Draining)
+	}
+	if p.Pending > 0 {
+		s += fmt.Sprintf(", %d pending", p.Pending)
+		if p.PendingReason != "" {
+			s += " (" + p.PendingReason + ")"
+		}
 	}
 	return s
 }
@@ -238,6 +284,24 @@ type rolloutState struct {
 	done     bool
 	problems []PodProblem
 	deadline string // the Deployment's own progress deadline was exceeded
+	// marks counts what only moves one way in a healthy rollout; nil until
+	// the new revision is known.
+	marks *marks
+}
+
+// marks are the counts whose improvement is progress: new pods created and
+// Ready, old pods still there and old pods not yet deleted.
+type marks struct {
+	updated, ready, oldPresent, oldActive int32
+}
+
+// progressed says whether now improves on best in any count, and folds now
+// into best.
+func (best *marks) progressed(now marks) bool {
+	moved := now.updated > best.updated || now.ready > best.ready || now.oldPresent < best.oldPresent || now.oldActive < best.oldActive
+	best.updated, best.ready = max(best.updated, now.updated), max(best.ready, now.ready)
+	best.oldPresent, best.oldActive = min(best.oldPresent, now.oldPresent), min(best.oldActive, now.oldActive)
+	return moved
 }
 
 // evaluate is the pure decision over cached objects.
@@ -265,16 +329,33 @@ func evaluate(dep *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.P
 		}
 	}
 	var newPods []*corev1.Pod
-	if observed && hash != "" {
-		for _, p := range pods {
-			if p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == hash && p.DeletionTimestamp == nil {
-				newPods = append(newPods, p)
-				if PodReady(p) {
-					st.progress.Ready++
-				}
+	var m marks
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil {
+			st.progress.Draining++
+		}
+		if !observed || hash == "" {
+			continue
+		}
+		if p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] != hash {
+			m.oldPresent++
+			if p.DeletionTimestamp == nil {
+				m.oldActive++
+			}
+			continue
+		}
+		if p.DeletionTimestamp == nil {
+			newPods = append(newPods, p)
+			if PodReady(p) {
+				st.progress.Ready++
 			}
 		}
 	}
+	if observed && hash != "" {
+		m.updated, m.ready = dep.Status.UpdatedReplicas, st.progress.Ready
+		st.marks = &m
+	}
+	st.progress.Pending, st.progress.PendingReason = pending(newPods)
 	st.problems = DiagnosePods(newPods)
 	st.done = observed &&
 		dep.Status.UpdatedReplicas == desired &&
@@ -283,12 +364,56 @@ func evaluate(dep *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.P
 	return st
 }
 
+// pending counts the pods not running yet and names their most common
+// reason: the scheduler's ("Unschedulable: 0/2 nodes are available: 2
+// Insufficient cpu."), or the kubelet's (ContainerCreating,
+// ImagePullBackOff...).
+func pending(pods []*corev1.Pod) (int32, string) {
+	var n int32
+	reasons := map[string]int{}
+	for _, p := range pods {
+		if p.Status.Phase != corev1.PodPending && p.Status.Phase != "" {
+			continue
+		}
+		n++
+		reasons[pendingReason(p)]++
+	}
+	best := ""
+	for r, c := range reasons {
+		if best == "" || c > reasons[best] || (c == reasons[best] && r < best) {
+			best = r
+		}
+	}
+	return n, best
+}
+
+func pendingReason(p *corev1.Pod) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			if c.Message != "" {
+				return firstNonEmpty(c.Reason, "Unschedulable") + ": " + c.Message
+			}
+			return firstNonEmpty(c.Reason, "Unschedulable")
+		}
+	}
+	if p.Spec.NodeName == "" {
+		return "not scheduled yet"
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Waiting != nil && cs.State.Waiting.Reason != "" {
+			return cs.State.Waiting.Reason
+		}
+	}
+	return "ContainerCreating"
+}
+
 // WatchRollout waits for a Deployment's rollout to complete, watching the
 // Deployment, its ReplicaSets and its pods through informers (which re-list
 // after an API server restart) and deciding on every change. It returns as
 // soon as every replica is updated and available and no old pod is counted,
-// or a *RolloutError naming the pods that failed and why, on timeout or as
-// soon as failure is certain.
+// or a *RolloutError naming the pods that failed and why: as soon as failure
+// is certain, when the rollout has made no progress for its Budget's Stall,
+// or at the overall Timeout.
 func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOptions) (RolloutProgress, error) {
 	if o.Timeout <= 0 {
 		return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s: timeout %s must be positive", o.Name, o.Timeout)
@@ -372,23 +497,57 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 		go inf.Run(stop)
 	}
 
-	// Look at least every second (a pull error's grace runs out without any
-	// event); report progress every Interval.
-	ticker := time.NewTicker(min(o.Interval, time.Second))
+	// Look often enough to notice a stall or a pull error's grace running
+	// out without any event (at least every second); report progress every
+	// Interval.
+	budget, budgetGen := Budget{}, int64(-1)
+	every := func() time.Duration {
+		d := min(o.Interval, time.Second, o.PullErrorGrace/20)
+		if budget.Stall > 0 {
+			d = min(d, budget.Stall/20)
+		}
+		return max(d, 10*time.Millisecond)
+	}
+	ticker := time.NewTicker(every())
 	defer ticker.Stop()
 	lastReport := o.Now()
 	pullSince := map[string]time.Time{}
+	var best *marks
+	lastProgress := start
 	look := func() rolloutState {
 		d := dep // not synced yet or deleted: keep the last known
 		if obj, ok, _ := depInf.GetStore().GetByKey(o.Namespace + "/" + o.Name); ok {
 			d = obj.(*appsv1.Deployment)
 			dep = d
 		}
+		if d.Generation != budgetGen {
+			// A new spec is a new rollout: its own budget, its own marks.
+			if o.Budget != nil {
+				budget = o.Budget(d)
+				ticker.Reset(every())
+			}
+			if budgetGen >= 0 {
+				best, lastProgress = nil, o.Now()
+			}
+			budgetGen = d.Generation
+		}
 		rss := stored[*appsv1.ReplicaSet](rsInf)
 		pods := stored[*corev1.Pod](podInf)
 		st := evaluate(d, rss, pods)
 		now := o.Now()
 		st.progress.Elapsed = now.Sub(start)
+		if st.marks != nil {
+			if best == nil {
+				best = st.marks
+			} else if best.progressed(*st.marks) {
+				lastProgress = now
+			}
+		}
+		st.progress.Idle, st.progress.Stall = now.Sub(lastProgress), budget.Stall
+		if budget.Waves > 0 && budget.Batch > 0 {
+			st.progress.Waves = budget.Waves
+			st.progress.Wave = min(budget.Waves, 1+int(st.progress.Ready)/budget.Batch)
+		}
 		seen := map[string]bool{}
 		for _, p := range st.problems {
 			if slices.Contains(pullErrors, p.Reason) {
@@ -441,6 +600,10 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 			}
 			if why := (failureRules{o.MaxRestarts, o.PullErrorGrace}).certain(st.problems, pullSince, o.Now()); why != "" {
 				return fail(st, ErrRolloutFailed, why)
+			}
+			if budget.Stall > 0 && st.progress.Idle > budget.Stall {
+				return fail(st, ErrRolloutStalled, fmt.Sprintf("no new pod became Ready and no old pod went away for %s, longer than one wave may take (%s: drain, start and readiness)",
+					st.progress.Idle.Round(time.Millisecond), budget.Stall))
 			}
 		}
 		if tick && o.Progress != nil {

@@ -10,18 +10,26 @@ import (
 	"time"
 )
 
-// compileResult is the cold build of the Dagger module's Go code.
-type compileResult struct {
+// compiled is the cold build of one Go package main.
+type compiled struct {
 	Cold     time.Duration
 	Packages int // non-standard packages package main depends on
 	Std      int // standard-library packages
 	Modules  int // modules those packages come from, the module itself included
 }
 
-// coldCompile builds ci/'s package main, with the daggerstub stand-ins for
-// the generated code, from an empty build cache (the module cache stays
-// warm: a CI engine keeps downloads in a cache volume, not compiled
-// packages), and counts what it depends on.
+// compileResult is the cold build of what a cold Dagger engine compiles:
+// the module's face (.dagger, with the daggerstub stand-ins for the
+// generated code), paid on every first load, and the ringg-ci runner
+// (ci/cmd/ringg-ci), paid once per engine when no pinned runner image is
+// there.
+type compileResult struct {
+	Face, Runner compiled
+}
+
+// coldCompile builds both from an empty build cache each (the module cache
+// stays warm: a CI engine keeps downloads in a cache volume, not compiled
+// packages), and counts what they depend on.
 func coldCompile(ctx context.Context, root string, log func(string, ...any)) (compileResult, error) {
 	var res compileResult
 	tmp, err := os.MkdirTemp("", "bench-compile-")
@@ -30,37 +38,48 @@ func coldCompile(ctx context.Context, root string, log func(string, ...any)) (co
 	}
 	defer os.RemoveAll(tmp)
 	stub := filepath.Join(tmp, "stub")
-	if _, err := goCmd(ctx, root, nil, "run", "./tools/daggerstub", "-ci", "ci", "-out", stub); err != nil {
+	if _, err := goCmd(ctx, root, nil, "run", "./tools/daggerstub", "-ci", ".dagger", "-out", stub); err != nil {
 		return res, err
 	}
 	overlay := filepath.Join(stub, "overlay.json")
-	ci := filepath.Join(root, "ci")
+	log("cold build of .dagger/ (the module's face) with an empty GOCACHE")
+	if res.Face, err = coldBuild(ctx, filepath.Join(root, ".dagger"), filepath.Join(tmp, "gocache-face"), ".", "-overlay", overlay); err != nil {
+		return res, err
+	}
+	log("cold build of ci/cmd/ringg-ci (the runner) with an empty GOCACHE (minutes on 2 cores)")
+	if res.Runner, err = coldBuild(ctx, filepath.Join(root, "ci"), filepath.Join(tmp, "gocache-runner"), "./cmd/ringg-ci"); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// coldBuild builds pkg in dir with an empty GOCACHE and counts its imports.
+func coldBuild(ctx context.Context, dir, cache, pkg string, flags ...string) (compiled, error) {
+	var c compiled
 	// Download first, so the timing holds compilation only.
-	if _, err := goCmd(ctx, ci, nil, "mod", "download"); err != nil {
-		return res, err
+	if _, err := goCmd(ctx, dir, nil, "mod", "download"); err != nil {
+		return c, err
 	}
-	cache := filepath.Join(tmp, "gocache")
-	log("cold build of ci/ with an empty GOCACHE (minutes on 2 cores)")
 	start := time.Now()
-	if _, err := goCmd(ctx, ci, []string{"GOCACHE=" + cache}, "build", "-overlay", overlay, "-o", os.DevNull, "."); err != nil {
-		return res, err
+	if _, err := goCmd(ctx, dir, []string{"GOCACHE=" + cache}, append(append([]string{"build"}, flags...), "-o", os.DevNull, pkg)...); err != nil {
+		return c, err
 	}
-	res.Cold = time.Since(start)
-	out, err := goCmd(ctx, ci, nil, "list", "-overlay", overlay, "-deps", "-f", "{{if .Standard}}std{{else}}{{with .Module}}{{.Path}}{{end}}{{end}}", ".")
+	c.Cold = time.Since(start)
+	out, err := goCmd(ctx, dir, nil, append(append([]string{"list"}, flags...), "-deps", "-f", "{{if .Standard}}std{{else}}{{with .Module}}{{.Path}}{{end}}{{end}}", pkg)...)
 	if err != nil {
-		return res, err
+		return c, err
 	}
 	mods := map[string]bool{}
 	for _, l := range strings.Fields(out) {
 		if l == "std" {
-			res.Std++
+			c.Std++
 			continue
 		}
-		res.Packages++
+		c.Packages++
 		mods[l] = true
 	}
-	res.Modules = len(mods)
-	return res, nil
+	c.Modules = len(mods)
+	return c, nil
 }
 
 func goCmd(ctx context.Context, dir string, env []string, args ...string) (string, error) {

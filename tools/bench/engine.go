@@ -82,6 +82,15 @@ type engine struct {
 	chartDir string
 	ns       string
 	now      func() time.Time
+	// scale is release.Options.TimeScale: zero on the instant fake nodes.
+	scale time.Duration
+}
+
+// options are the engine's options for one run recorded by rec.
+func (e engine) options(rec *phaseRecorder) release.Options {
+	o := rec.options()
+	o.TimeScale = e.scale
+	return o
 }
 
 func (e engine) clients(rec *phaseRecorder) release.Clients {
@@ -101,7 +110,7 @@ func (e engine) deployCanary(ctx context.Context, digest string, bundle *secrets
 		return phases{}, err
 	}
 	rec := &phaseRecorder{now: e.now}
-	d := release.Deployer{Clients: e.clients(rec), Plan: plan, Secrets: bundle, Options: rec.options()}
+	d := release.Deployer{Clients: e.clients(rec), Plan: plan, Secrets: bundle, Options: e.options(rec)}
 	start := e.now()
 	_, err = d.Run(ctx)
 	p := rec.phases()
@@ -122,7 +131,7 @@ func (e engine) promote(ctx context.Context) (phases, error) {
 	}
 	plan.Soak = 0
 	rec := &phaseRecorder{now: e.now}
-	pr := release.Promoter{Clients: e.clients(rec), Plan: plan, Options: rec.options()}
+	pr := release.Promoter{Clients: e.clients(rec), Plan: plan, Options: e.options(rec)}
 	start := e.now()
 	_, err = pr.Run(ctx)
 	p := rec.phases()

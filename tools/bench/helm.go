@@ -92,7 +92,10 @@ type upgrade struct {
 	// ValuesFiles are absolute paths, applied in order.
 	ValuesFiles []string
 	Wait        bool
-	MaxHistory  int
+	// Timeout is --timeout with Wait; zero means 5m.
+	Timeout    time.Duration
+	Atomic     bool
+	MaxHistory int
 }
 
 // cliRun is when one CLI process ran.
@@ -107,7 +110,14 @@ func (h *helmCLI) command(u upgrade) (args, env []string, cleanup func(), err er
 		args = append(args, "--values", f)
 	}
 	if u.Wait {
-		args = append(args, "--wait", "--timeout", "5m")
+		timeout := u.Timeout
+		if timeout <= 0 {
+			timeout = 5 * time.Minute
+		}
+		args = append(args, "--wait", "--timeout", timeout.String())
+	}
+	if u.Atomic {
+		args = append(args, "--atomic")
 	}
 	// A fresh discovery and HTTP cache per run, as in a CI container (and
 	// never the user's ~/.kube/cache).

@@ -2,8 +2,9 @@
 // test cluster (package testcluster) and prints a table:
 //
 //	go run ./tools/bench                      # cluster benchmarks, 5 rounds
-//	go run ./tools/bench -compile             # also the cold compile of ci/
+//	go run ./tools/bench -compile             # also the cold compile of the module and the runner
 //	go run ./tools/bench -compile -write docs/benchmarks.md
+//	go run ./tools/bench -cluster=false -rollout -write docs/benchmarks.md
 //
 // It builds the helm CLI from helm.sh/helm/v3/cmd/helm at the version
 // tools/helmcli pins (cached), starts a test cluster, and puts a loopback TLS
@@ -17,8 +18,17 @@
 // tools/bench/maxrss. Every loop is bounded by -n; nothing here is a test
 // assertion.
 //
+// -rollout promotes stable on a node pool that behaves like production's,
+// scaled down (-scale: one second of production lasts that long): full, so
+// no surge pod fits, every pod draining its whole 270 s grace period, pods
+// Ready at their first readiness probe. It compares the engine's promote
+// with the physical floor (waves × (drain + start + readiness)) and with
+// `helm upgrade --wait` given the engine's cap as --timeout, and shows what
+// `helm upgrade --wait` (and --atomic) with helm's default timeout do.
+//
 // -write replaces the generated part of the file (between the bench markers)
-// and keeps the rest, where the analysis is written by hand.
+// and keeps the rest, where the analysis is written by hand; -rollout has a
+// block of its own.
 package main
 
 import (
@@ -49,9 +59,12 @@ func main() {
 	var o options
 	flag.IntVar(&o.Rounds, "n", 5, "rounds of each cluster benchmark (medians and minimums are reported)")
 	flag.BoolVar(&o.Cluster, "cluster", true, "run the cluster benchmarks (start a test cluster)")
-	flag.BoolVar(&o.Compile, "compile", false, "also measure the cold compile of ci/ (minutes on 2 cores)")
+	flag.BoolVar(&o.Compile, "compile", false, "also measure the cold compile of the module's face (.dagger) and the runner (ci/cmd/ringg-ci), minutes on 2 cores")
 	flag.StringVar(&o.Write, "write", "", "write the results into this Markdown file (e.g. docs/benchmarks.md)")
 	flag.BoolVar(&o.Verbose, "v", false, "print the API requests of the last round's steps")
+	flag.BoolVar(&o.Rollout, "rollout", false, "run the scaled rollout benchmark: promote on a full, realistic node pool (several minutes per round)")
+	flag.IntVar(&o.RolloutRounds, "rollout-n", 2, "rounds of the scaled rollout benchmark")
+	flag.DurationVar(&o.Scale, "scale", 100*time.Millisecond, "how long one second of production lasts in -rollout")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -67,6 +80,11 @@ type options struct {
 	Compile bool
 	Write   string
 	Verbose bool
+	// Rollout runs the scaled rollout benchmark; alone (-cluster=false,
+	// no -compile) it runs nothing else and writes only its own block.
+	Rollout       bool
+	RolloutRounds int
+	Scale         time.Duration
 }
 
 // results are everything one run measured.
@@ -129,6 +147,14 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	}
+	if o.Rollout {
+		if err := runRollout(ctx, o, root, stdout); err != nil {
+			return err
+		}
+		if !o.Cluster && !o.Compile {
+			return nil
+		}
 	}
 	res := &results{Machine: readMachine(), Rounds: o.Rounds}
 	chartDir := filepath.Join(root, "deploy", "chart")
@@ -436,4 +462,40 @@ func benchCluster(ctx context.Context, root, helmBin, chartDir string, rounds in
 		}
 	}
 	return out, nil
+}
+
+// runRollout runs the scaled rollout benchmark, prints its table and, with
+// -write, replaces its block of the file.
+func runRollout(ctx context.Context, o options, root string, stdout io.Writer) error {
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	}
+	if o.RolloutRounds < 1 || o.RolloutRounds > 10 {
+		return fmt.Errorf("-rollout-n %d: use 1 to 10 rounds", o.RolloutRounds)
+	}
+	if o.Scale < 10*time.Millisecond || o.Scale > time.Second {
+		return fmt.Errorf("-scale %s: use 10ms to 1s", o.Scale)
+	}
+	bin, version, err := buildHelm(ctx, root, logf)
+	if err != nil {
+		return err
+	}
+	b := rolloutBench{HelmBin: bin, HelmVersion: version, ChartDir: filepath.Join(root, "deploy", "chart"), Rounds: o.RolloutRounds, Scale: o.Scale, Log: logf}
+	r, err := b.run(ctx)
+	if err != nil {
+		return err
+	}
+	rows := r.rows()
+	if err := writeTable(stdout, rows); err != nil {
+		return err
+	}
+	for _, rw := range rows {
+		if rw.Note != "" {
+			fmt.Fprintf(stdout, "  %s: %s\n", rw.Name, rw.Note)
+		}
+	}
+	if o.Write != "" {
+		return writeRolloutDoc(o.Write, r, rows)
+	}
+	return nil
 }

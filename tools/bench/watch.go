@@ -141,6 +141,11 @@ func podReady(pod *corev1.Pod) bool {
 func settle(ctx context.Context, client kubernetes.Interface, namespace, release, digest string, replicas int) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
+	return settleBy(ctx, client, namespace, release, digest, replicas)
+}
+
+// settleBy is settle until ctx ends, for rollouts that take minutes.
+func settleBy(ctx context.Context, client kubernetes.Interface, namespace, release, digest string, replicas int) error {
 	for {
 		ok, why := settled(ctx, client, namespace, release, digest, replicas)
 		if ok {

@@ -107,44 +107,87 @@ included, so the drain and the app's exit after SIGTERM must both fit.
 {{- end }}
 
 {{/*
-drainScript is the preStop program (python, which the image has). It starts
-the app's drain, then polls the same endpoint until the JSON field
-active_calls is 0 or the deadline passes. A refused or reset connection means
-the app is gone: stop. An answer without active_calls (or not JSON) tells
-nothing: keep waiting until the deadline. It always exits 0: a failed preStop
-only delays SIGTERM until the grace period ends anyway.
+progressDeadlineSeconds is the longest one wave of a rollout can take: old
+pods drain for up to terminationGracePeriodSeconds before their room on a full
+node pool is free, new pods start (30 s: scheduling, image pull, container
+start), then pass the readiness probe, one failed probe allowed
+(initialDelaySeconds + periodSeconds). Kubernetes declares the rollout failed
+(Progressing=False, ProgressDeadlineExceeded) after that long without
+progress. It mirrors pipeline.Rollout.Wave, which the release engine's own
+stall budget uses; ci/release's TestRolloutOfRenderedChart keeps them equal.
+*/}}
+{{- define "dv-pipecat.progressDeadlineSeconds" -}}
+{{- $delay := 0 }}
+{{- $period := 0 }}
+{{- with .Values.readinessProbe }}
+{{- $delay = int (.initialDelaySeconds | default 0) }}
+{{- $period = int (.periodSeconds | default 10) }}
+{{- end }}
+{{- add (int .Values.terminationGracePeriodSeconds) 30 $delay $period }}
+{{- end }}
+
+{{/*
+drainScript is the preStop program (python, which the image has): the chart's
+half of the drain contract in docs/app-contract.md. It asks the app to start
+draining (GET drain.path, once it answers), then polls drain.statusPath every
+drain.pollSeconds until the app reports "active_calls": 0 in a JSON body (any
+status code), the app stops answering connections (it is gone), or
+drain.deadlineSeconds have passed. An app without a drain endpoint (404) or
+that does not report active_calls is simply given the whole deadline: the
+pod is already out of the Service's endpoints, so no new call reaches it. It
+always exits 0: a failed preStop only delays SIGTERM until the grace period
+ends anyway.
 */}}
 {{- define "dv-pipecat.drainScript" -}}
 import json, sys, time, urllib.error, urllib.request
-url = "http://127.0.0.1:{{ int .Values.containerPort }}{{ .Values.drain.path }}"
-deadline = time.monotonic() + {{ int .Values.drain.deadlineSeconds }}
+base = "http://127.0.0.1:{{ int .Values.containerPort }}"
+start, status = "{{ .Values.drain.path }}", "{{ .Values.drain.statusPath }}"
+limit, poll = {{ int .Values.drain.deadlineSeconds }}, {{ int .Values.drain.pollSeconds }}
+deadline = time.monotonic() + limit
+gone = object()
+def log(msg):
+    print("drain: " + msg, flush=True)
+def get(path):
+    timeout = max(1, min(5, deadline - time.monotonic()))
+    try:
+        with urllib.request.urlopen(base + path, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except urllib.error.URLError as e:
+        return gone if isinstance(e.reason, ConnectionError) else None
+    except ConnectionError:
+        return gone
+    except OSError:
+        return None
+def active_calls(body):
+    try:
+        n = json.loads(body).get("active_calls")
+    except (ValueError, AttributeError):
+        return None
+    return n if isinstance(n, (int, float)) and not isinstance(n, bool) else None
+started = False
 while True:
+    r = get(status if started else start)
+    if r is gone:
+        log("the app is gone")
+        break
+    if r is not None:
+        code, body = r
+        if not started:
+            started = True
+            if code == 404:
+                log("no drain endpoint (%s: 404): waiting for the app to report no active calls, at most %d s" % (start, limit))
+            else:
+                log("started (%s: %d)" % (start, code))
+        n = active_calls(body)
+        if n is not None and n <= 0:
+            log("no active calls")
+            break
     left = deadline - time.monotonic()
     if left <= 0:
-        print("drain: deadline passed with calls still active", flush=True)
+        log("deadline of %d s passed; calls may still be active" % limit)
         break
-    try:
-        with urllib.request.urlopen(url, timeout=max(1, min(5, left))) as r:
-            body = r.read()
-    except urllib.error.HTTPError as e:
-        body = e.read()
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, ConnectionError):
-            print("drain: app is gone", flush=True)
-            break
-        body = b""
-    except ConnectionError:
-        print("drain: app is gone", flush=True)
-        break
-    except OSError:
-        body = b""
-    try:
-        calls = json.loads(body).get("active_calls")
-    except (ValueError, AttributeError):
-        calls = None
-    if isinstance(calls, (int, float)) and not isinstance(calls, bool) and calls <= 0:
-        print("drain: no active calls", flush=True)
-        break
-    time.sleep(min({{ int .Values.drain.pollSeconds }}, max(0, deadline - time.monotonic())))
+    time.sleep(min(poll, left))
 sys.exit(0)
 {{- end }}
