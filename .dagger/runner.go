@@ -98,6 +98,9 @@ func (m *RinggCi) runner(ctx context.Context) (*dagger.Container, error) {
 		}
 		if digest == runnerRelease.engineDigest {
 			ctr = dag.Container().From(runnerRelease.image)
+		} else {
+			logf("the pinned runner %s was built from engine source %s; this run's ci/ is %s: building the runner from source (a few minutes, once per engine)",
+				runnerRelease.image, runnerRelease.engineDigest, digest)
 		}
 	}
 	if ctr == nil {

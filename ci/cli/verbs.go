@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"slices"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -462,4 +462,3 @@ func runRegistryLogin(ctx context.Context, r *runner, args []string) error {
 	_, err = fmt.Fprintf(r.env.Stdout, "%s %s\n", host, user)
 	return err
 }
-

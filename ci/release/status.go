@@ -28,10 +28,10 @@ type TargetStatus struct {
 	// ImageTag is set for a record the old pipeline wrote (a tag, no digest).
 	ImageTag string `json:"imageTag,omitempty"`
 	// Origin says which pipeline wrote the record shown.
-	Origin      Origin               `json:"origin,omitempty"`
+	Origin Origin `json:"origin,omitempty"`
 	// Later is a record newer than the deployed one shown (a failed
 	// upgrade whose release was returned to the deployed record), if any.
-	Later *LaterRecord `json:"later,omitempty"`
+	Later       *LaterRecord         `json:"later,omitempty"`
 	SecretNames pipeline.SecretNames `json:"secretNames"`
 	// OldRecords are the revisions the old pipeline wrote that history still
 	// keeps: their values may hold secrets.

@@ -63,8 +63,8 @@ func main() {
 	flag.StringVar(&o.Write, "write", "", "write the results into this Markdown file (e.g. docs/benchmarks.md)")
 	flag.BoolVar(&o.Verbose, "v", false, "print the API requests of the last round's steps")
 	flag.BoolVar(&o.Rollout, "rollout", false, "run the scaled rollout benchmark: promote on a full, realistic node pool (several minutes per round)")
-	flag.IntVar(&o.RolloutRounds, "rollout-n", 2, "rounds of the scaled rollout benchmark")
-	flag.DurationVar(&o.Scale, "scale", 100*time.Millisecond, "how long one second of production lasts in -rollout")
+	flag.IntVar(&o.RolloutRounds, "rollout-n", 1, "rounds of the scaled rollout benchmark")
+	flag.DurationVar(&o.Scale, "scale", 200*time.Millisecond, "how long one second of production lasts in -rollout")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -183,6 +183,17 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		printTrace(os.Stderr, res.Cluster.Trace)
 	}
 	rows := res.rows()
+	if err := printRows(stdout, rows); err != nil {
+		return err
+	}
+	if o.Write != "" {
+		return writeDoc(o.Write, res, rows)
+	}
+	return nil
+}
+
+// printRows prints a table of rows, then each row's note.
+func printRows(stdout io.Writer, rows []row) error {
 	if err := writeTable(stdout, rows); err != nil {
 		return err
 	}
@@ -190,9 +201,6 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		if r.Note != "" {
 			fmt.Fprintf(stdout, "  %s: %s\n", r.Name, r.Note)
 		}
-	}
-	if o.Write != "" {
-		return writeDoc(o.Write, res, rows)
 	}
 	return nil
 }
@@ -486,13 +494,8 @@ func runRollout(ctx context.Context, o options, root string, stdout io.Writer) e
 		return err
 	}
 	rows := r.rows()
-	if err := writeTable(stdout, rows); err != nil {
+	if err := printRows(stdout, rows); err != nil {
 		return err
-	}
-	for _, rw := range rows {
-		if rw.Note != "" {
-			fmt.Fprintf(stdout, "  %s: %s\n", rw.Name, rw.Note)
-		}
 	}
 	if o.Write != "" {
 		return writeRolloutDoc(o.Write, r, rows)

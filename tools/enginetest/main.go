@@ -11,6 +11,8 @@
 // fails at once, saying what to do, when no engine is reachable.
 //
 //	go run ./tools/enginetest [-passes 2] [-reset 'cmd'] [-registry localhost:5001] [-write docs/engine-run.md]
+//	go run ./tools/enginetest -bench -kit ../shared/engine -write docs/benchmarks.md   # one deploy, phase by phase
+//	go run ./tools/enginetest -loads -kit ../shared/engine -write docs/benchmarks.md   # first loads: floor, ours, before
 package main
 
 import (
@@ -36,8 +38,10 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only the steps whose name contains this")
 	flag.StringVar(&o.skip, "skip", "", "leave out the steps whose name contains this")
 	flag.BoolVar(&o.bench, "bench", false, "instead of the checks, measure one deploy phase by phase: cold (runner from source, then a pinned runner image) and warm; empties the engine")
-	flag.StringVar(&o.kit, "kit", "", "the engine kit's directory (../shared/engine), for -bench")
-	flag.StringVar(&o.top, "top", "/opt/dagger-local", "the engine kit's $TOP, for -bench")
+	flag.BoolVar(&o.loads, "loads", false, "instead of the checks, measure the first load on an emptied engine of a module with only the Dagger SDK (the floor), of this module and of the module before its face was split off")
+	flag.IntVar(&o.loadRounds, "loads-n", 3, "rounds of -loads")
+	flag.StringVar(&o.kit, "kit", "", "the engine kit's directory (../shared/engine), for -bench and -loads")
+	flag.StringVar(&o.top, "top", "/opt/dagger-local", "the engine kit's $TOP, for -bench and -loads")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "enginetest:", err)
@@ -48,8 +52,8 @@ func main() {
 type options struct {
 	repo, registry, reset, logs, write, only, skip string
 	kit, top                                       string
-	passes                                         int
-	bench                                          bool
+	passes, loadRounds                             int
+	bench, loads                                   bool
 }
 
 // engineHelp says how to get an engine on this kind of machine.
@@ -77,6 +81,22 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer env.close()
+	if o.loads {
+		if o.kit == "" {
+			return errors.New("-loads empties and restarts the engine: pass -kit with the engine kit's directory (../shared/engine)")
+		}
+		table, err := env.loads(ctx, o, o.loadRounds)
+		if err != nil {
+			return err
+		}
+		report := table + fmt.Sprintf("\nEngine: %s; %s; load average at the end %s.\n",
+			engineVersion, time.Now().UTC().Format("2006-01-02 15:04 MST"), loadAverage())
+		fmt.Print(report)
+		if o.write != "" {
+			return writeReport(o.write, report, "engineloads")
+		}
+		return nil
+	}
 	if o.bench {
 		table, err := env.bench(ctx, o)
 		if err != nil {

@@ -251,7 +251,7 @@ func (e *env) steps(o options, ns string) []step {
 		step{name: "the stand-in never publishes to production", args: []string{"call", "publish", "--target", "STABLE"}, fail: true,
 			check: contains("pass --source")},
 		step{name: "deploy into a missing namespace", args: call("", ns+"-missing", "deploy", "--branch", "dv-stage", "--image", image+"@sha256:"+strings.Repeat("0", 64)),
-			fail: true, check: contains(`namespace "`+ns+`-missing" does not exist`)},
+			fail: true, check: contains(`namespace "` + ns + `-missing" does not exist`)},
 		step{name: "deploy dv-stage", args: call("", stage, append([]string{"deploy", "--branch", "dv-stage", "--commit", "c1"}, secrets...)...),
 			check: all(contains("staging", "dv-pipecat"), remember(seen, "stage v1"))},
 		step{name: "status staging", args: call("", stage, "status", "--target", "STAGING"), check: contains("deployed")},
@@ -314,7 +314,6 @@ func runs(seen map[string]string, key string) func(string) error {
 		return nil
 	}
 }
-
 
 // pass runs every step once, in a fresh namespace.
 func (e *env) pass(ctx context.Context, n int, o options) []result {
