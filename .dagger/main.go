@@ -300,23 +300,22 @@ func (m *RinggCi) Deploy(
 	}
 	docs := documents{secretsJSON: secretsJson, credsJSON: credsJson}
 	// Everything that can be checked is checked before the slow build and push.
-	check := []string{"--branch", branch, "--check"}
+	var standIn []string
 	if image == "" {
 		var err error
-		if check, err = m.standInFlag(ctx, check); err != nil {
+		if standIn, err = m.standInFlag(ctx, nil); err != nil {
 			return "", err
 		}
 	}
-	t, err := m.targetInfoWith(ctx, docs, check...)
+	t, err := m.targetInfoWith(ctx, docs, append([]string{"--branch", branch, "--check"}, standIn...)...)
 	if err != nil {
 		return "", err
 	}
-	args := []string{"deploy", "--branch", branch}
+	args := append([]string{"deploy", "--branch", branch}, standIn...)
 	if image == "" {
 		if image, err = m.publish(ctx, t, commit); err != nil {
 			return "", err
 		}
-		args, _ = m.standInFlag(ctx, args)
 	}
 	args = append(args, "--image", image)
 	args = appendFlag(args, "--timeout", timeout)

@@ -356,19 +356,25 @@ func TestRealisticPromoteOnAFullPoolCompletes(t *testing.T) {
 		took.Round(time.Millisecond), floor, pipeline.Scaled(13*time.Minute+30*time.Second, slowScale))
 }
 
+// firstPodOnly gives behavior b to the first pod the fake node asks about,
+// and Ready to every other.
+func firstPodOnly(b fakenode.Behavior) func(*corev1.Pod) fakenode.Behavior {
+	first := ""
+	return func(p *corev1.Pod) fakenode.Behavior {
+		if first == "" || first == p.Name {
+			first = p.Name
+			return b
+		}
+		return fakenode.Ready
+	}
+}
+
 // The same promote with one new pod that never becomes Ready: every other
 // pod rolls on, then nothing moves for one wave's budget, and the engine
 // fails the rollout and rolls back, while stable keeps serving on at least
 // as many pods as its PodDisruptionBudget wants.
 func TestRealisticPromoteWithANeverReadyPodRollsBack(t *testing.T) {
-	first := ""
-	e := newSlowEnv(t, func(p *corev1.Pod) fakenode.Behavior {
-		if first == "" || first == p.Name {
-			first = p.Name
-			return fakenode.NeverReady
-		}
-		return fakenode.Ready
-	})
+	e := newSlowEnv(t, firstPodOnly(fakenode.NeverReady))
 	e.fill()
 	floor := e.budgetFloor()
 	assert.Equal(t, floor, 45, "60 pods, maxUnavailable 25%")
@@ -405,14 +411,7 @@ func TestRealisticPromoteWithANeverReadyPodRollsBack(t *testing.T) {
 // often as the limit allows (3), on the kubelet's back-off (10 s, 20 s...):
 // not at its first crash, and long before the stall budget.
 func TestRealisticCrashLoopIsCaughtByItsRestarts(t *testing.T) {
-	first := ""
-	e := newSlowEnv(t, func(p *corev1.Pod) fakenode.Behavior {
-		if first == "" || first == p.Name {
-			first = p.Name
-			return fakenode.CrashLoop
-		}
-		return fakenode.Ready
-	})
+	e := newSlowEnv(t, firstPodOnly(fakenode.CrashLoop))
 	e.fill()
 
 	res, err := e.promote()

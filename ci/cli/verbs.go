@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	helmchart "helm.sh/helm/v3/pkg/chart"
+
 	"github.com/ringg/ringg-ci/ci/chart"
 	"github.com/ringg/ringg-ci/ci/gcpauth"
 	"github.com/ringg/ringg-ci/ci/ops"
@@ -386,7 +388,11 @@ func (r *runner) checkDeploy(branch, namespace string, sf secretFiles) error {
 	if err != nil {
 		return err
 	}
-	return lintTarget(r.chartDir, plan.Target, nil)
+	ch, err := chart.Load(r.chartDir)
+	if err != nil {
+		return err
+	}
+	return lintTarget(r.chartDir, ch, plan.Target, nil)
 }
 
 func runLintChart(_ context.Context, r *runner, args []string) error {
@@ -394,22 +400,22 @@ func runLintChart(_ context.Context, r *runner, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	for _, t := range targets.All() {
-		if err := lintTarget(r.chartDir, t, r.log); err != nil {
-			return err
-		}
-	}
-	_, err := fmt.Fprintf(r.env.Stdout, "chart %s: lint clean for %d targets\n", r.chartDir, len(targets.All()))
-	return err
-}
-
-// lintTarget lints and renders the chart with t's values and a placeholder
-// image; log, when set, hears what rendered.
-func lintTarget(dir string, t targets.Target, log interface{ Info(string, ...any) }) error {
-	ch, err := chart.Load(dir)
+	ch, err := chart.Load(r.chartDir)
 	if err != nil {
 		return err
 	}
+	for _, t := range targets.All() {
+		if err := lintTarget(r.chartDir, ch, t, r.log); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(r.env.Stdout, "chart %s: lint clean for %d targets\n", r.chartDir, len(targets.All()))
+	return err
+}
+
+// lintTarget lints and renders the chart in dir, loaded as ch, with t's
+// values and a placeholder image; log, when set, hears what rendered.
+func lintTarget(dir string, ch *helmchart.Chart, t targets.Target, log interface{ Info(string, ...any) }) error {
 	computed := pipeline.ComputedValues(pipeline.Image{Repository: t.Image, Digest: pipeline.PlaceholderDigest}, pipeline.SecretNames{})
 	if err := chart.Lint(dir, t.ValuesFiles, computed); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -86,16 +87,54 @@ type OldRecord struct {
 	Foreign []string `json:"foreign,omitempty"`
 }
 
-// oldRecords lists a release's records that ringg-ci did not write, oldest
-// first. schema, when given, is the deployed chart's values schema: the
-// values it has no place for are named.
-func oldRecords(cfg *action.Configuration, name string, schema []byte) ([]OldRecord, error) {
+// history is a release's records as one read of them: status and takeover
+// need the last, the deployed and the old pipeline's records, and every read
+// decodes every stored revision.
+type history []*hrelease.Release
+
+// readHistory reads a release's records; none when it is not installed.
+func readHistory(cfg *action.Configuration, name string) (history, error) {
 	hist, err := cfg.Releases.History(name)
-	if err != nil && err != driver.ErrReleaseNotFound {
+	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 		return nil, fmt.Errorf("read history of release %s: %w", name, err)
 	}
+	return hist, nil
+}
+
+// last is the newest record, deployed is the newest deployed one; nil when
+// there is none.
+func (h history) last() *hrelease.Release {
+	return h.newest(func(*hrelease.Release) bool { return true })
+}
+func (h history) deployed() *hrelease.Release {
+	return h.newest(func(r *hrelease.Release) bool { return r.Info.Status == hrelease.StatusDeployed })
+}
+
+// current is the record that describes what runs: the deployed one, else
+// the last.
+func (h history) current() *hrelease.Release {
+	if d := h.deployed(); d != nil {
+		return d
+	}
+	return h.last()
+}
+
+func (h history) newest(keep func(*hrelease.Release) bool) *hrelease.Release {
+	var out *hrelease.Release
+	for _, r := range h {
+		if keep(r) && (out == nil || r.Version > out.Version) {
+			out = r
+		}
+	}
+	return out
+}
+
+// old lists the records that ringg-ci did not write, oldest first. schema,
+// when given, is the deployed chart's values schema: the values it has no
+// place for are named.
+func (h history) old(schema []byte) []OldRecord {
 	var out []OldRecord
-	for _, rel := range hist {
+	for _, rel := range h {
 		if originOf(rel) != OriginOldPipeline {
 			continue
 		}
@@ -106,7 +145,16 @@ func oldRecords(cfg *action.Configuration, name string, schema []byte) ([]OldRec
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b OldRecord) int { return a.Revision - b.Revision })
-	return out, nil
+	return out
+}
+
+// oldRevisions are the revisions of the records ringg-ci did not write.
+func (h history) oldRevisions() []int {
+	var out []int
+	for _, o := range h.old(nil) {
+		out = append(out, o.Revision)
+	}
+	return out
 }
 
 // revisionList writes revisions as "1, 2 and 5".

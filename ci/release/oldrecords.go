@@ -146,12 +146,11 @@ func (t *Takeoverer) Run(ctx context.Context) (*TakeoverState, error) {
 	}
 	st := &TakeoverState{Target: tg.Name, Release: tg.Release, Namespace: tg.Namespace, DryRun: !p.DeleteOldRecords}
 	read := func() error {
-		rel := deployedRecord(cfg, tg.Release)
-		if rel == nil {
-			if rel, err = last(cfg, tg.Release); err != nil {
-				return err
-			}
+		hist, err := readHistory(cfg, tg.Release)
+		if err != nil {
+			return err
 		}
+		rel := hist.current()
 		if rel == nil {
 			st.Installed = false
 			return nil
@@ -159,8 +158,8 @@ func (t *Takeoverer) Run(ctx context.Context) (*TakeoverState, error) {
 		st.Installed = true
 		st.Revision, st.Status, st.Origin = rel.Version, string(rel.Info.Status), originOf(rel)
 		st.TakenOver = st.Origin == OriginRinggCI && st.Status == "deployed"
-		st.OldRecords, err = oldRecords(cfg, tg.Release, schema)
-		return err
+		st.OldRecords = hist.old(schema)
+		return nil
 	}
 	if err := read(); err != nil {
 		return st, fmt.Errorf("%s: %w", what, err)

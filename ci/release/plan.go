@@ -135,11 +135,11 @@ func (p *Planner) Run(ctx context.Context) (*PlanResult, error) {
 func preview(ctx context.Context, j *job, bundle *secrets.Bundle) (*PlanResult, error) {
 	c, cfg, t := j.c, j.cfg, j.target
 	res := &PlanResult{Target: string(t.Name), Release: t.Release, Namespace: t.Namespace, Image: j.image.String()}
-	live, err := last(cfg, t.Release)
+	hist, err := readHistory(cfg, t.Release)
 	if err != nil {
 		return res, err
 	}
-	deployed := deployedRecord(cfg, t.Release)
+	live, deployed := hist.last(), hist.deployed()
 	vals, names, _, err := j.values(deployed)
 	if err != nil {
 		return res, err
@@ -184,12 +184,8 @@ func preview(ctx context.Context, j *job, bundle *secrets.Bundle) (*PlanResult, 
 	if live != nil {
 		liveManifest = live.Manifest
 	}
-	base, err := takeoverBase(cfg, t.Release)
-	if err != nil {
-		return res, err
-	}
-	if base != nil {
-		tk, red, err := takeoverOf(ctx, c, cfg, t, base, j.chart, vals, planned.Manifest)
+	if base := hist.takeoverBase(); base != nil {
+		tk, red, err := takeoverOf(ctx, c, hist, t, base, j.chart, vals, planned.Manifest)
 		if err != nil {
 			return res, err
 		}

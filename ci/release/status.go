@@ -163,14 +163,18 @@ func targetStatus(ctx context.Context, c Clients, t targets.Target) (TargetStatu
 	if err != nil {
 		return ts, err
 	}
-	rel, err := last(cfg, t.Release)
-	if err != nil || rel == nil {
+	hist, err := readHistory(cfg, t.Release)
+	if err != nil {
 		return ts, err
+	}
+	rel := hist.last()
+	if rel == nil {
+		return ts, nil
 	}
 	// What runs is the deployed record's; a newer one failed and was
 	// returned from (e.g. to an old pipeline's record, which is restored
 	// without a record of its own).
-	if d := deployedRecord(cfg, t.Release); d != nil && d.Version < rel.Version {
+	if d := hist.deployed(); d != nil && d.Version < rel.Version {
 		ts.Later = &LaterRecord{Revision: rel.Version, Status: string(rel.Info.Status), Description: rel.Info.Description}
 		rel = d
 	}
@@ -181,13 +185,7 @@ func targetStatus(ctx context.Context, c Clients, t targets.Target) (TargetStatu
 	if ts.Origin == OriginOldPipeline {
 		ts.ImageTag = imageTagOf(rel)
 	}
-	olds, err := oldRecords(cfg, t.Release, nil)
-	if err != nil {
-		return ts, err
-	}
-	for _, o := range olds {
-		ts.OldRecords = append(ts.OldRecords, o.Revision)
-	}
+	ts.OldRecords = hist.oldRevisions()
 	w, err := observe(ctx, c.Kube, rel)
 	if err != nil {
 		return ts, err

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"helm.sh/helm/v3/pkg/action"
 	helmchart "helm.sh/helm/v3/pkg/chart"
 	hrelease "helm.sh/helm/v3/pkg/release"
 	appsv1 "k8s.io/api/apps/v1"
@@ -139,28 +138,24 @@ func refusalError(rel *hrelease.Release, rs []Refusal, setIn string) error {
 }
 
 // takeoverBase is the record a run over an old-pipeline release starts
-// from: the deployed one, else the last; nil when ringg-ci wrote it or the
-// release does not exist.
-func takeoverBase(cfg *action.Configuration, name string) (*hrelease.Release, error) {
-	rel := deployedRecord(cfg, name)
-	if rel == nil {
-		var err error
-		if rel, err = last(cfg, name); err != nil {
-			return nil, err
-		}
+// from (current); nil when ringg-ci wrote it or the release does not exist.
+func (h history) takeoverBase() *hrelease.Release {
+	if rel := h.current(); rel != nil && originOf(rel) == OriginOldPipeline {
+		return rel
 	}
-	if rel == nil || originOf(rel) == OriginRinggCI {
-		return nil, nil
-	}
-	return rel, nil
+	return nil
 }
 
 // guardTakeover refuses, before anything changes, a run over a release the
 // old pipeline wrote that would change what its users rely on.
 func (j *job) guardTakeover(ctx context.Context) error {
-	base, err := takeoverBase(j.cfg, j.target.Release)
-	if err != nil || base == nil {
+	hist, err := readHistory(j.cfg, j.target.Release)
+	if err != nil {
 		return err
+	}
+	base := hist.takeoverBase()
+	if base == nil {
+		return nil
 	}
 	vals, _, r, err := j.values(base)
 	if err != nil {
@@ -189,9 +184,9 @@ func setIn(t targets.Target) string {
 	return t.ValuesFiles[0]
 }
 
-// takeoverOf describes the takeover of the old record base by a run that
-// renders planned (manifest) from vals.
-func takeoverOf(ctx context.Context, c Clients, cfg *action.Configuration, t targets.Target, base *hrelease.Release, ch *helmchart.Chart, vals map[string]any, planned string) (*Takeover, *redactor, error) {
+// takeoverOf describes the takeover of the old record base, one of hist, by
+// a run that renders planned (manifest) from vals.
+func takeoverOf(ctx context.Context, c Clients, hist history, t targets.Target, base *hrelease.Release, ch *helmchart.Chart, vals map[string]any, planned string) (*Takeover, *redactor, error) {
 	red := newRedactor(base.Config, ch.Schema, vals)
 	tk := &Takeover{Revision: base.Version, Status: string(base.Info.Status), Chart: chartOf(base), ImageTag: imageTagOf(base), SetIn: setIn(t)}
 	w, err := observe(ctx, c.Kube, base)
@@ -219,13 +214,7 @@ func takeoverOf(ctx context.Context, c Clients, cfg *action.Configuration, t tar
 			tk.Refusals[i].Value = red.text(s)
 		}
 	}
-	olds, err := oldRecords(cfg, base.Name, nil)
-	if err != nil {
-		return nil, red, err
-	}
-	for _, o := range olds {
-		tk.OldRecords = append(tk.OldRecords, o.Revision)
-	}
+	tk.OldRecords = hist.oldRevisions()
 	return tk, red, nil
 }
 

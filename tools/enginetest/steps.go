@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -338,14 +337,8 @@ func (e *env) pass(ctx context.Context, n int, o options) []result {
 
 func (e *env) runStep(ctx context.Context, n int, st step, o options) result {
 	r := result{step: st, pass: n}
-	args := append([]string{"--progress", "plain"}, st.args...)
-	cmd := exec.CommandContext(ctx, "dagger", args...)
-	cmd.Dir = e.dir
-	cmd.Env = append(os.Environ(), "DAGGER_NO_NAG=1", "NO_COLOR=1")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
+	text, err := e.dagger(ctx, e.dir, st.args...)
 	r.wall = time.Since(start)
 	var ee *exec.ExitError
 	switch {
@@ -355,9 +348,8 @@ func (e *env) runStep(ctx context.Context, n int, st step, o options) result {
 		r.rc, r.err = -1, err
 		return r
 	}
-	text := out.String()
 	logName := fmt.Sprintf("p%d-%s.log", n, strings.NewReplacer(" ", "-", "/", "-", ":", "").Replace(st.name))
-	_ = os.WriteFile(filepath.Join(o.logs, logName), out.Bytes(), 0o644)
+	_ = os.WriteFile(filepath.Join(o.logs, logName), []byte(text), 0o644)
 	switch {
 	case st.fail && r.rc == 0:
 		r.err = errors.New("succeeded but must fail")
