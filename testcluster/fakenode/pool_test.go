@@ -2,6 +2,7 @@ package fakenode_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,22 @@ func until(t *testing.T, events <-chan event, what string, done func(event) bool
 			t.Fatalf("no %s within 30s", what)
 		}
 	}
+}
+
+// allReady reads events until every named pod has been seen Ready, in
+// whichever order they get there.
+func allReady(t *testing.T, events <-chan event, names ...string) {
+	t.Helper()
+	waiting := map[string]bool{}
+	for _, n := range names {
+		waiting[n] = true
+	}
+	until(t, events, fmt.Sprintf("%v Ready", names), func(ev event) bool {
+		if ev.typ != watch.Deleted && ready(ev.pod) {
+			delete(waiting, ev.pod.Name)
+		}
+		return len(waiting) == 0
+	})
 }
 
 func named(name string, done func(*corev1.Pod) bool) func(event) bool {
@@ -131,8 +148,9 @@ func TestPoolTerminatingPodKeepsItsRequestsUntilDrained(t *testing.T) {
 	}
 	create("a")
 	create("b")
-	until(t, events, "a Ready", named("a", ready))
-	until(t, events, "b Ready", named("b", ready))
+	// a and b start at the same time: either may be Ready first, and until
+	// drops what it does not wait for, so wait for both in one read.
+	allReady(t, events, "a", "b")
 
 	create("c")
 	pending := until(t, events, "c unschedulable", named("c", func(p *corev1.Pod) bool {
