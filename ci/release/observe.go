@@ -154,6 +154,16 @@ func digests(pods []PodImage) []string {
 	return ds
 }
 
+// oneDigest is the digest a release's pods all run, when ds (from digests)
+// names exactly one known digest. A pod with several containers reports
+// their digests joined by commas, which is not one.
+func oneDigest(ds []string) (string, bool) {
+	if len(ds) != 1 || ds[0] == "" || strings.Contains(ds[0], ",") {
+		return "", false
+	}
+	return ds[0], true
+}
+
 func availableCondition(dep *appsv1.Deployment) (bool, string) {
 	for _, c := range dep.Status.Conditions {
 		if c.Type == appsv1.DeploymentAvailable {

@@ -173,11 +173,11 @@ func (p *Promoter) gate(ctx context.Context, c Clients, cfg *action.Configuratio
 		if ok, msg := availableCondition(dep); !ok {
 			return cur, refuse("canary deployment %s is not Available (%s): %d/%d pods ready", dep.Name, msg, dep.Status.ReadyReplicas, desired)
 		}
-		ds := digests(w.pods)
+		digest, one := oneDigest(digests(w.pods))
 		switch {
 		case len(w.pods) == 0:
 			return cur, refuse("canary deployment %s has no pods", dep.Name)
-		case len(ds) != 1 || ds[0] == "" || strings.Contains(ds[0], ","):
+		case !one:
 			var each []string
 			for _, pod := range w.pods {
 				d := pod.Digest
@@ -200,10 +200,10 @@ func (p *Promoter) gate(ctx context.Context, c Clients, cfg *action.Configuratio
 		if len(notReady) > 0 {
 			return cur, refuse("canary pods not ready: %s", strings.Join(notReady, ", "))
 		}
-		if want != "" && ds[0] != want {
-			return cur, refuse("canary pods run %s but release %s revision %d asks for %s: its rollout is not finished", ds[0], from.Release, rel.Version, want)
+		if want != "" && digest != want {
+			return cur, refuse("canary pods run %s but release %s revision %d asks for %s: its rollout is not finished", digest, from.Release, rel.Version, want)
 		}
-		cur.Digest = ds[0]
+		cur.Digest = digest
 		if e := p.Plan.ExpectedDigest; e != "" && cur.Digest != e {
 			return cur, refuse("the canary runs %s, not the expected %s: promote the digest the canary runs, or deploy the expected one to the canary first", cur.Digest, e)
 		}

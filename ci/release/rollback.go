@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -102,7 +101,8 @@ func (r *Rollbacker) fromOldPipeline(ctx context.Context, c Clients, src *hrelea
 			src.Name, p.Source.Name, src.Version, src.Namespace, p.Target.Name)
 	}
 	ds := digests(w.pods)
-	if len(w.pods) == 0 || len(ds) != 1 || ds[0] == "" || strings.Contains(ds[0], ",") {
+	digest, ok := oneDigest(ds)
+	if !ok {
 		return "", nil, fmt.Errorf("release %s of %s (revision %d, image tag %q, written by the old pipeline) records no digest, and its pods do not run one known digest (%s): "+
 			"wait for its rollout to settle, or deploy the canary with --image REPOSITORY@sha256:…", src.Name, p.Source.Name, src.Version, imageTagOf(src), shortList(ds))
 	}
@@ -111,7 +111,7 @@ func (r *Rollbacker) fromOldPipeline(ctx context.Context, c Clients, src *hrelea
 	if err != nil {
 		return "", nil, err
 	}
-	return ds[0], &b, nil
+	return digest, &b, nil
 }
 
 // liveSecretNames reads which Secret a pod spec loads as environment

@@ -33,3 +33,25 @@ func TestResultJSON(t *testing.T) {
 	assert.NilError(t, err)
 	golden.Assert(t, string(b)+"\n", "result-deployed.golden")
 }
+
+func TestOneDigestNeedsExactlyOneKnownDigest(t *testing.T) {
+	const a, b = "sha256:aaaa", "sha256:bbbb"
+	for _, tc := range []struct {
+		name string
+		pods []PodImage
+		want string
+	}{
+		{name: "no pods"},
+		{name: "one digest", pods: []PodImage{{Pod: "p1", Digest: a}, {Pod: "p2", Digest: a}}, want: a},
+		{name: "two digests mid-rollout", pods: []PodImage{{Pod: "p1", Digest: a}, {Pod: "p2", Digest: b}}},
+		{name: "a pod not started yet", pods: []PodImage{{Pod: "p1", Digest: a}, {Pod: "p2"}}},
+		{name: "unknown only", pods: []PodImage{{Pod: "p1"}}},
+		{name: "several containers", pods: []PodImage{{Pod: "p1", Digest: a + "," + b}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := oneDigest(digests(tc.pods))
+			assert.Equal(t, got, tc.want)
+			assert.Equal(t, ok, tc.want != "")
+		})
+	}
+}

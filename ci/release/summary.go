@@ -103,8 +103,9 @@ func RunningImage(ctx context.Context, c Clients, t targets.Target) (string, err
 		return "", fmt.Errorf("release %s in %s is not installed: pass --image REPOSITORY@sha256:… to plan with", t.Release, t.Namespace)
 	case ts.Digest != "":
 		return t.Image + "@" + ts.Digest, nil
-	case len(ts.Running) == 1 && ts.Running[0] != "" && !strings.Contains(ts.Running[0], ","):
-		return t.Image + "@" + ts.Running[0], nil
+	}
+	if d, ok := oneDigest(ts.Running); ok {
+		return t.Image + "@" + d, nil
 	}
 	return "", fmt.Errorf("release %s in %s records no digest (revision %d, image tag %q) and its pods do not run one known digest (%s): pass --image REPOSITORY@sha256:… to plan with",
 		t.Release, t.Namespace, ts.Revision, ts.ImageTag, shortList(ts.Running))

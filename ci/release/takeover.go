@@ -193,9 +193,7 @@ func takeoverOf(ctx context.Context, c Clients, hist history, t targets.Target, 
 	if err != nil {
 		return nil, red, err
 	}
-	if ds := digests(w.pods); len(ds) == 1 && ds[0] != "" && !strings.Contains(ds[0], ",") {
-		tk.Running = ds[0]
-	}
+	tk.Running, _ = oneDigest(digests(w.pods))
 	if w.deployment != nil {
 		tk.LiveSecrets = secretRefs(&w.deployment.Spec.Template.Spec)
 	}
