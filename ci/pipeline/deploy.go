@@ -87,9 +87,7 @@ func NewDeploy(in DeployInput) (DeployPlan, error) {
 	if err := checkTimeout("timeout", in.Timeout); err != nil {
 		errs = append(errs, err)
 	}
-	if p.Holder, err = checkHolder(in.Holder); err != nil {
-		errs = append(errs, err)
-	}
+	p.Holder = shortHolder(in.Holder)
 	if err := errors.Join(errs...); err != nil {
 		return DeployPlan{}, fmt.Errorf("invalid deploy of branch %q: %w", in.Branch, err)
 	}

@@ -199,18 +199,17 @@ func MarshalWithDurations(v any, durations map[string]time.Duration) ([]byte, er
 // MaxHolder is the longest lock holder kept, in bytes.
 const MaxHolder = 128
 
-// checkHolder makes the lock holder one short line. The holder only tells a
+// shortHolder makes the lock holder one short line. The holder only tells a
 // concurrent run who holds the lock, so it is shortened, never refused: a
 // long branch or actor name must not block a deploy. The middle goes, so
-// both the run id at the start and the actor at the end survive. It never
-// fails; the error is kept for the plans' uniform checks.
-func checkHolder(h string) (string, error) {
+// both the run id at the start and the actor at the end survive.
+func shortHolder(h string) string {
 	h = strings.Join(strings.Fields(h), " ")
 	if h == "" {
-		return DefaultHolder, nil
+		return DefaultHolder
 	}
 	if len(h) <= MaxHolder {
-		return h, nil
+		return h
 	}
 	const ellipsis = "…"
 	head := (MaxHolder - len(ellipsis)) * 2 / 3
@@ -222,7 +221,7 @@ func checkHolder(h string) (string, error) {
 	for !utf8.RuneStart(h[start]) {
 		start++
 	}
-	return h[:head] + ellipsis + h[start:], nil
+	return h[:head] + ellipsis + h[start:]
 }
 
 func checkChartDir(dir string) error {

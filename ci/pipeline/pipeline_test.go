@@ -231,13 +231,10 @@ func TestHolderIsShortenedNeverRefused(t *testing.T) {
 		{"newlines and runs of space fold", "run 7\n of\tdv-main", "run 7 of dv-main"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := checkHolder(tc.in)
-			assert.NilError(t, err)
-			assert.Equal(t, got, tc.want)
+			assert.Equal(t, shortHolder(tc.in), tc.want)
 		})
 	}
-	got, err := checkHolder(long)
-	assert.NilError(t, err)
+	got := shortHolder(long)
 	assert.Assert(t, len(got) <= MaxHolder, "%d bytes", len(got))
 	assert.Assert(t, utf8.ValidString(got), "cut on a rune boundary")
 	assert.Assert(t, strings.HasPrefix(got, "github-actions run 99999999999 attempt 99"), got)

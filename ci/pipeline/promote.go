@@ -78,9 +78,7 @@ func NewPromote(in PromoteInput) (PromotePlan, error) {
 	if err := checkTimeout("timeout", in.Timeout); err != nil {
 		errs = append(errs, err)
 	}
-	if p.Holder, err = checkHolder(in.Holder); err != nil {
-		errs = append(errs, err)
-	}
+	p.Holder = shortHolder(in.Holder)
 	if err := errors.Join(errs...); err != nil {
 		return PromotePlan{}, fmt.Errorf("invalid promote: %w", err)
 	}

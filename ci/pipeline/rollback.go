@@ -84,9 +84,7 @@ func NewRollback(in RollbackInput) (RollbackPlan, error) {
 	if err := checkTimeout("timeout", in.Timeout); err != nil {
 		errs = append(errs, err)
 	}
-	if p.Holder, err = checkHolder(in.Holder); err != nil {
-		errs = append(errs, err)
-	}
+	p.Holder = shortHolder(in.Holder)
 	if err := errors.Join(errs...); err != nil {
 		return RollbackPlan{}, fmt.Errorf("invalid rollback of %q: %w", in.Target, err)
 	}

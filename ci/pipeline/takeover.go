@@ -38,10 +38,7 @@ func NewTakeover(in TakeoverInput) (TakeoverPlan, error) {
 	var errs []error
 	t, err := targets.Get(in.Target)
 	t, _ = resolve(t, err, in.Overrides, &errs)
-	p := TakeoverPlan{Target: t, ChartDir: in.ChartDir, DeleteOldRecords: in.DeleteOldRecords}
-	if p.Holder, err = checkHolder(in.Holder); err != nil {
-		errs = append(errs, err)
-	}
+	p := TakeoverPlan{Target: t, ChartDir: in.ChartDir, DeleteOldRecords: in.DeleteOldRecords, Holder: shortHolder(in.Holder)}
 	if err := errors.Join(errs...); err != nil {
 		return TakeoverPlan{}, fmt.Errorf("invalid takeover of %q: %w", in.Target, err)
 	}
