@@ -85,21 +85,29 @@ func (m *RinggCi) publish(ctx context.Context, t targetInfo, commit string) (str
 // --registry-password when given, else with a Google access token for
 // Artifact Registry, else not at all.
 func (m *RinggCi) registryAuth(ctx context.Context, c *dagger.Container, t targetInfo) (*dagger.Container, error) {
-	host := registryHost(t.Image)
-	switch {
-	case m.RegistryPassword != nil:
-		if m.RegistryUsername == "" {
-			return nil, fmt.Errorf("--registry-password needs --registry-username: pass the user the password belongs to")
-		}
-		return c.WithRegistryAuth(host, m.RegistryUsername, m.RegistryPassword), nil
-	case t.RegistryHost != "":
-		password, err := m.registryLogin(ctx, t)
-		if err != nil {
-			return nil, err
-		}
-		return c.WithRegistryAuth(t.RegistryHost, "oauth2accesstoken", password), nil
+	if c, given, err := m.withCredentials(c, registryHost(t.Image)); given || err != nil {
+		return c, err
 	}
-	return c, nil
+	if t.RegistryHost == "" {
+		return c, nil
+	}
+	password, err := m.registryLogin(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return c.WithRegistryAuth(t.RegistryHost, "oauth2accesstoken", password), nil
+}
+
+// withCredentials logs c in to host with --registry-username and
+// --registry-password, and says whether they were given.
+func (m *RinggCi) withCredentials(c *dagger.Container, host string) (*dagger.Container, bool, error) {
+	switch {
+	case m.RegistryPassword == nil:
+		return c, false, nil
+	case m.RegistryUsername == "":
+		return nil, true, fmt.Errorf("--registry-password needs --registry-username: pass the user the password belongs to")
+	}
+	return c.WithRegistryAuth(host, m.RegistryUsername, m.RegistryPassword), true, nil
 }
 
 // registryLogin gets a Google access token for pushing to t's Artifact

@@ -229,9 +229,9 @@ func (m *RinggCi) PublishRunner(
 	for _, p := range []dagger.Platform{"linux/amd64", "linux/arm64"} {
 		variants = append(variants, runnerImage(p, m.runnerBinary(p)))
 	}
-	first := variants[0]
-	if m.RegistryPassword != nil {
-		first = first.WithRegistryAuth(registryHost(address), m.RegistryUsername, m.RegistryPassword)
+	first, _, err := m.withCredentials(variants[0], registryHost(address))
+	if err != nil {
+		return "", err
 	}
 	ref, err := first.Publish(ctx, address, dagger.ContainerPublishOpts{PlatformVariants: variants[1:]})
 	if err != nil {
