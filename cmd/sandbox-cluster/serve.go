@@ -251,7 +251,11 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	if err := waitReadyz(startCtx, adminConfig, procs); err != nil {
+	client, err := corev1client.NewForConfig(adminConfig)
+	if err != nil {
+		return fmt.Errorf("create a client for the cluster: %w", err)
+	}
+	if err := waitReadyz(startCtx, client, procs); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped by a signal while starting
 		}
@@ -260,10 +264,6 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	log.Info("API server ready", "after", time.Since(start).Round(time.Millisecond))
 	if err := procs.start(comps[2], stderr); err != nil {
 		return err
-	}
-	client, err := corev1client.NewForConfig(adminConfig)
-	if err != nil {
-		return fmt.Errorf("create a client for the cluster: %w", err)
 	}
 	kubeletClient.Store(client)
 
@@ -363,11 +363,7 @@ func freePort() (int, error) {
 }
 
 // waitReadyz polls /readyz until it answers ok.
-func waitReadyz(ctx context.Context, cfg *rest.Config, procs *processes) error {
-	client, err := corev1client.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("create a client for the cluster: %w", err)
-	}
+func waitReadyz(ctx context.Context, client *corev1client.CoreV1Client, procs *processes) error {
 	last := "no answer yet"
 	for {
 		body, err := client.RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
