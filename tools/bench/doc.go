@@ -164,19 +164,27 @@ func writeDoc(path string, r *results, rows []row) error {
 	writeMarkdown(&b, rows)
 	b.WriteString(endMarker + "\n")
 
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		if err := os.WriteFile(path, []byte("# Benchmarks\n\n"+beginMarker+"\n"+endMarker+"\n"), 0o644); err != nil {
+			return fmt.Errorf("create %s: %w", path, err)
+		}
+	}
+	return replaceBlock(path, beginMarker, endMarker, b.String())
+}
+
+// replaceBlock replaces what lies between begin and end (both included) in
+// path with block.
+func replaceBlock(path, begin, end, block string) error {
 	old, err := os.ReadFile(path)
-	switch {
-	case os.IsNotExist(err):
-		old = []byte("# Benchmarks\n\n" + beginMarker + "\n" + endMarker + "\n")
-	case err != nil:
+	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	s := string(old)
-	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
 	if i < 0 || j < i {
-		return fmt.Errorf("write %s: the bench markers are missing; put %q and %q where the results go", path, beginMarker, endMarker)
+		return fmt.Errorf("write %s: the bench markers are missing; put %q and %q where the results go", path, begin, end)
 	}
-	s = s[:i] + b.String() + strings.TrimPrefix(s[j+len(endMarker):], "\n")
+	s = s[:i] + block + strings.TrimPrefix(s[j+len(end):], "\n")
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -434,22 +434,3 @@ func writeRolloutDoc(path string, r *rolloutResults, rows []row) error {
 	b.WriteString(rolloutEnd + "\n")
 	return replaceBlock(path, rolloutBegin, rolloutEnd, b.String())
 }
-
-// replaceBlock replaces what lies between begin and end (both included) in
-// path with block.
-func replaceBlock(path, begin, end, block string) error {
-	old, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	s := string(old)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("write %s: the bench markers are missing; put %q and %q where the results go", path, begin, end)
-	}
-	s = s[:i] + block + strings.TrimPrefix(s[j+len(end):], "\n")
-	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
