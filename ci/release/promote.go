@@ -75,25 +75,20 @@ func (p *Promoter) Run(ctx context.Context) (*PromoteResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	// Validate and render stable's values before looking at anything: a broken
-	// file must not cost the soak. The canary's digest replaces the placeholder.
-	placeholder := pipeline.ComputedValues(pipeline.Image{Repository: to.Image, Digest: pipeline.PlaceholderDigest}, pipeline.SecretNames{})
-	vals, err := chart.Values(plan.ChartDir, plan.ValuesFiles, placeholder)
-	if err == nil {
-		_, err = chart.Render(ch, vals, chart.RenderOptions{Release: to.Release, Namespace: to.Namespace})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
 	cfg, err := c.helmConfig(from.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	// Taking stable over from the old pipeline must not cost the soak either.
+	// Validate and render stable's values before looking at anything: a broken
+	// file must not cost the soak, nor must taking stable over from the old
+	// pipeline. The canary's digest and Secrets replace placeholders later.
 	probe := &job{
 		c: c, cfg: cfg, target: to, chart: ch, chartDir: plan.ChartDir, files: plan.ValuesFiles,
 		image: pipeline.Image{Repository: to.Image, Digest: pipeline.PlaceholderDigest},
 		names: func(*hrelease.Release) pipeline.SecretNames { return pipeline.SecretNames{} },
+	}
+	if _, _, _, err := probe.values(nil); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	guardErr := probe.guardTakeover(ctx)
 	if guardErr != nil && !plan.DryRun {
