@@ -471,13 +471,16 @@ func (c *Cluster) namespace(t testing.TB, extra map[string]string) string {
 		}
 	})
 	// Pods are refused until the controller-manager has created the
-	// namespace's default ServiceAccount, as on a fresh real cluster.
-	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	// namespace's default ServiceAccount, as on a fresh real cluster. The
+	// first namespace of a package also waits for the controller-manager to
+	// start, which takes 15 s and more on a busy 2-core machine.
+	const saWait = 90 * time.Second
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, saWait, true, func(ctx context.Context) (bool, error) {
 		_, err := c.client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
 	if err != nil {
-		t.Fatalf("namespace %s has no default service account after 30s: is kube-controller-manager running? see %s", name, filepath.Join(c.dataDir, "testcluster.log"))
+		t.Fatalf("namespace %s has no default service account after %s: is kube-controller-manager running? see %s", name, saWait, filepath.Join(c.dataDir, "testcluster.log"))
 	}
 	return name
 }

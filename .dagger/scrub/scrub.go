@@ -7,6 +7,7 @@ package scrub
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -77,7 +78,8 @@ func KubeconfigValues(doc string) []string {
 }
 
 // values keeps the candidates worth registering, longest first (so the
-// engine replaces a whole value before any part of it) and without repeats.
+// engine replaces a whole value before any part of it), values of one
+// length in byte order (the same input gives the same list), without repeats.
 func values(candidates ...string) []string {
 	var out []string
 	for _, c := range candidates {
@@ -86,6 +88,6 @@ func values(candidates ...string) []string {
 			out = append(out, c)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
+	slices.SortFunc(out, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
 	return out
 }

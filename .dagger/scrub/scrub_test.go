@@ -17,6 +17,7 @@ func TestJSONValues(t *testing.T) {
 		{"escaped spelling too", `{"private_key":"-----BEGIN\nKEY-----"}`,
 			[]string{`-----BEGIN\nKEY-----`, "-----BEGIN\nKEY-----"}},
 		{"repeats once", `{"a":"same-value","b":"same-value"}`, []string{"same-value"}},
+		{"one length in byte order", `{"z":"value-bbb","a":"value-ccc","m":"value-aaa"}`, []string{"value-aaa", "value-bbb", "value-ccc"}},
 		{"not JSON: the whole document", "not json at all", []string{"not json at all"}},
 		{"empty", "", nil},
 	} {

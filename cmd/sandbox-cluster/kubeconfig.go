@@ -78,7 +78,11 @@ func fetchKubeconfig(ctx context.Context, o fetchOptions) error {
 			data = body
 			break
 		}
-		last = err.Error()
+		// A request our own deadline cut short says nothing about the
+		// service: keep the last answer it gave.
+		if ctx.Err() == nil || last == "no answer yet" {
+			last = err.Error()
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("fetch kubeconfig from %s: %w (last error: %s); is the sandbox-cluster service running and bound?", o.URL, ctx.Err(), last)

@@ -161,3 +161,20 @@ func TestFetchKubeconfigGivesUp(t *testing.T) {
 	assert.ErrorContains(t, err, "404 Not Found")
 	assert.ErrorContains(t, err, "is the sandbox-cluster service running")
 }
+
+// A request still in flight at the deadline must not hide the last answer
+// the service gave behind "context deadline exceeded".
+func TestFetchKubeconfigKeepsTheLastAnswerAtTheDeadline(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, "nope", http.StatusNotFound)
+			return
+		}
+		<-r.Context().Done() // answers no more until the client gives up
+	}))
+	defer srv.Close()
+	err := fetchKubeconfig(t.Context(), fetchOptions{URL: srv.URL, Out: filepath.Join(t.TempDir(), "k"), Timeout: 600 * time.Millisecond})
+	assert.ErrorContains(t, err, "(last error: 404 Not Found)")
+	assert.Assert(t, calls.Load() >= 2, "the second request was never made")
+}

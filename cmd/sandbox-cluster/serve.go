@@ -370,7 +370,9 @@ func waitReadyz(ctx context.Context, client *corev1client.CoreV1Client, procs *p
 		if err == nil {
 			return nil
 		}
-		last = fmt.Sprintf("%v %s", err, strings.TrimSpace(string(body)))
+		if ctx.Err() == nil || last == "no answer yet" { // not one our deadline cut short
+			last = fmt.Sprintf("%v %s", err, strings.TrimSpace(string(body)))
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for /readyz: %w (last answer: %s); see the log above", ctx.Err(), last)

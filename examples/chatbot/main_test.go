@@ -186,8 +186,10 @@ func TestSIGTERMDrainsThenExitsZero(t *testing.T) {
 			wantCode: websocket.StatusNormalClosure,
 		},
 		{
-			name:     "deadline closes the call",
-			deadline: "1",
+			name: "deadline closes the call",
+			// Long enough for the checks below on a busy machine: the call
+			// must still be open when they run.
+			deadline: "3",
 			endCall: func(t *testing.T, conn *websocket.Conn) websocket.StatusCode {
 				ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 				defer cancel()
@@ -215,6 +217,7 @@ func TestSIGTERMDrainsThenExitsZero(t *testing.T) {
 			}
 			_, resp, err := dialCall(t, c.addr)
 			assert.Assert(t, err != nil, "a new call was accepted while draining")
+			assert.Assert(t, resp != nil, "no HTTP response: %v", err)
 			assert.Equal(t, resp.StatusCode, http.StatusServiceUnavailable)
 			echoText(t, conn, "still here")
 

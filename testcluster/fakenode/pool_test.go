@@ -108,10 +108,12 @@ func withProbe(p *corev1.Pod, delay, period int32) *corev1.Pod {
 func TestPoolPodBecomesReadyOnItsProbeTimes(t *testing.T) {
 	ns := cluster.NamespaceWithNodes(t, fakenode.Options{
 		Architectures: []string{"arm64"}, TimeScale: scale,
-		// Pull and start 10 s; the app answers 70 s later: after the
-		// first probe at 60 s, so Ready at the second, 10+60+30 = 100 s.
+		// Pull and start 40 s (400 ms: long enough for a watch on a busy
+		// machine to see ContainerCreating); the app answers 70 s after the
+		// start: after the first probe at 60 s, so Ready at the second,
+		// 40+60+30 = 130 s.
 		Timing: func(*corev1.Pod) fakenode.Timing {
-			return fakenode.Timing{Start: 10 * time.Second, Ready: 70 * time.Second}
+			return fakenode.Timing{Start: 40 * time.Second, Ready: 70 * time.Second}
 		},
 	})
 	events := watchPods(t, ns)
@@ -129,8 +131,8 @@ func TestPoolPodBecomesReadyOnItsProbeTimes(t *testing.T) {
 	assert.DeepEqual(t, seen, []string{"ContainerCreating", "Running"})
 	assert.DeepEqual(t, []string{ready.pod.Spec.NodeName}, poolNodes(t, ns))
 	took := ready.at.Sub(created)
-	assert.Assert(t, took >= 100*scale, "Ready after %s, before its second probe at %s", took, 100*scale)
-	t.Logf("Ready %s after creation (second probe due at %s)", took.Round(time.Millisecond), 100*scale)
+	assert.Assert(t, took >= 130*scale, "Ready after %s, before its second probe at %s", took, 130*scale)
+	t.Logf("Ready %s after creation (second probe due at %s)", took.Round(time.Millisecond), 130*scale)
 }
 
 func TestPoolTerminatingPodKeepsItsRequestsUntilDrained(t *testing.T) {

@@ -35,7 +35,7 @@ func main() {
 	flag.StringVar(&o.reset, "reset", "", "shell command run before the first pass to empty the engine, e.g. the engine kit's stop/rm/start")
 	flag.StringVar(&o.logs, "logs", filepath.Join(os.TempDir(), "engine-test-logs"), "directory for each command's --progress plain log")
 	flag.StringVar(&o.write, "write", "", "write the results as markdown to this file (e.g. docs/engine-run.md)")
-	flag.StringVar(&o.only, "only", "", "run only the steps whose name contains this")
+	flag.StringVar(&o.only, "only", "", "run only the steps whose name contains this, or one of these comma-separated parts")
 	flag.StringVar(&o.skip, "skip", "", "leave out the steps whose name contains this")
 	flag.BoolVar(&o.bench, "bench", false, "instead of the checks, measure one deploy phase by phase: cold (runner from source, then a pinned runner image) and warm; empties the engine")
 	flag.BoolVar(&o.loads, "loads", false, "instead of the checks, measure the first load on an emptied engine of a module with only the Dagger SDK (the floor), of this module and of the module before its face was split off")

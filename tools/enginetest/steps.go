@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -278,7 +279,8 @@ func (e *env) steps(o options, ns string) []step {
 	)
 	var out []step
 	for _, st := range s {
-		if (o.only == "" || strings.Contains(st.name, o.only)) && (o.skip == "" || !strings.Contains(st.name, o.skip)) {
+		if (o.only == "" || slices.ContainsFunc(strings.Split(o.only, ","), func(part string) bool { return strings.Contains(st.name, part) })) &&
+			(o.skip == "" || !strings.Contains(st.name, o.skip)) {
 			out = append(out, st)
 		}
 	}

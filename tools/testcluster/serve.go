@@ -269,7 +269,7 @@ func waitReady(ctx context.Context, server string, p controlplane.PKI, l lifecyc
 				return nil
 			}
 			last = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-		} else {
+		} else if ctx.Err() == nil || last == "no answer yet" { // not one our deadline cut short
 			last = err.Error()
 		}
 		select {

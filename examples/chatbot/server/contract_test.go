@@ -58,6 +58,7 @@ func TestContract(t *testing.T) {
 	t.Run("4: new calls refused, live calls go on", func(t *testing.T) {
 		_, resp, err := h.dial(t, "/pc/v1/ws")
 		assert.Assert(t, err != nil)
+		assert.Assert(t, resp != nil, "no HTTP response: %v", err)
 		assert.Equal(t, resp.StatusCode, http.StatusServiceUnavailable)
 		assert.Equal(t, echo(t, call, "still here").Text, "still here")
 	})

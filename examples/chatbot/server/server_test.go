@@ -380,6 +380,7 @@ func TestSignalDrainClosesRemainingCallsAtDeadline(t *testing.T) {
 	waitFor(t, "drain", h.srv.Draining)
 	_, resp, err := h.dial(t, "/ws")
 	assert.Assert(t, err != nil)
+	assert.Assert(t, resp != nil, "no HTTP response: %v", err)
 	assert.Equal(t, resp.StatusCode, http.StatusServiceUnavailable)
 
 	ce := readClose(t, conn)
