@@ -3,14 +3,15 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"gotest.tools/v3/assert"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 )
@@ -72,5 +73,37 @@ func (e *relEnv) settle() {
 		}
 		return true
 	})
-	time.Sleep(300 * time.Millisecond) // let the last status writes land
+	// Then until nothing of theirs changes for half a second: a starved
+	// controller-manager writes the last status and conditions late.
+	last := ""
+	waitFor(e.t, 20*time.Second, func() bool {
+		now, ok := e.appsVersions(ctx)
+		if ok && now == last {
+			return true
+		}
+		last = now
+		time.Sleep(500 * time.Millisecond)
+		return false
+	})
+}
+
+// appsVersions lists the resource versions of the namespace's Deployments
+// and ReplicaSets, in one string; false when it could not list them.
+func (e *relEnv) appsVersions(ctx context.Context) (string, bool) {
+	var b strings.Builder
+	ds, err := e.kube.AppsV1().Deployments(e.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", false
+	}
+	rs, err := e.kube.AppsV1().ReplicaSets(e.ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", false
+	}
+	for _, d := range ds.Items {
+		fmt.Fprintf(&b, "deployment/%s=%s ", d.Name, d.ResourceVersion)
+	}
+	for _, r := range rs.Items {
+		fmt.Fprintf(&b, "replicaset/%s=%s ", r.Name, r.ResourceVersion)
+	}
+	return b.String(), true
 }

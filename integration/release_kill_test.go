@@ -60,7 +60,7 @@ func TestReleaseDeployKilledThenRerun(t *testing.T) {
 	assert.ErrorContains(t, err, `held by "`+childHolder+`"`)
 
 	var res *release.Result
-	waitFor(t, 15*time.Second, func() bool {
+	waitFor(t, 40*time.Second, func() bool {
 		res, err = e.deploy(e.canaryPlan(digest("c"), nil), nil, release.Options{})
 		return !errors.Is(err, lock.ErrHeld)
 	})
@@ -87,7 +87,7 @@ func TestReleaseKilledDeployChild(t *testing.T) {
 		Image: digest("b"), Holder: childHolder, Timeout: 5 * time.Minute})
 	assert.NilError(t, err)
 	p.Image.Repository += ":never-ready"
-	d := release.Deployer{Clients: release.Clients{Config: cfg, Kube: k}, Plan: p, Options: release.Options{LockTTL: 2 * time.Second}}
+	d := release.Deployer{Clients: release.Clients{Config: cfg, Kube: k}, Plan: p, Options: release.Options{LockTTL: 8 * time.Second}}
 	_, err = d.Run(context.Background())
 	t.Fatalf("the deploy should have been killed, it returned %v", err)
 }

@@ -296,12 +296,12 @@ func TestReleaseDeployNeverReadyRollsBack(t *testing.T) {
 	assert.NilError(t, err)
 
 	p := e.failing(e.canaryPlan(digest("b"), nil), "never-ready")
-	p.Timeout = 4 * time.Second
+	p.Timeout = 8 * time.Second // time for the fake node to write NotReady on a busy machine
 	res, err := e.deploy(p, nil, release.Options{})
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
 	// The plan's timeout is the overall cap, and it is what ended the watch.
 	assert.Assert(t, errors.Is(err, cikube.ErrRolloutTimeout), "%v", err)
-	assert.ErrorContains(t, err, ": timeout 4s;")
+	assert.ErrorContains(t, err, ": timeout 8s;")
 	assert.ErrorContains(t, err, "container dv-pipecat: NotReady")
 	assert.ErrorContains(t, err, "pod dv-pipecat-canary-")
 	assert.ErrorContains(t, err, "to revision 1 (recorded as revision 3)")
@@ -330,7 +330,10 @@ func TestReleaseDeployCrashLoopFailsFast(t *testing.T) {
 
 func TestReleaseDeployPullErrorOnFirstInstallUninstalls(t *testing.T) {
 	e := newRelEnv(t)
-	res, err := e.deploy(e.failing(e.canaryPlan(digest("d"), nil), "pull-error"), nil, release.Options{PullErrorGrace: time.Second})
+	// The fake node turns ErrImagePull into ImagePullBackOff 1 s after the
+	// first write; a 3 s grace reads the later state however the two clocks
+	// fall on a busy machine.
+	res, err := e.deploy(e.failing(e.canaryPlan(digest("d"), nil), "pull-error"), nil, release.Options{PullErrorGrace: 3 * time.Second})
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
 	assert.ErrorContains(t, err, "container dv-pipecat: ImagePullBackOff")
 	assert.Equal(t, res.Status, "uninstalled")
@@ -414,7 +417,8 @@ func TestReleaseDeployCancelledMidRolloutRollsBack(t *testing.T) {
 	e := newRelEnv(t)
 	_, err := e.deploy(e.canaryPlan(digest("a"), nil), nil, release.Options{})
 	assert.NilError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	// Long enough to reach the watch (lock, upgrade) on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer cancel()
 	d := release.Deployer{Clients: e.clients, Plan: e.failing(e.canaryPlan(digest("b"), nil), "never-ready")}
 	_, err = d.Run(ctx)
@@ -434,8 +438,10 @@ func TestReleaseDeploySurvivesAPIServerRestart(t *testing.T) {
 	// Hold the rollout back with never-ready pods, restart the API server while
 	// the deploy watches, then let the pods through by restoring the image:
 	// the watch must pick up after the restart and see the rollback complete.
+	// The timeout outlasts the restart (14 s measured on a busy 2-core
+	// machine): the rollout must time out with the API server back.
 	p := e.failing(e.canaryPlan(digest("b"), nil), "never-ready")
-	p.Timeout = 12 * time.Second
+	p.Timeout = 30 * time.Second
 	done := make(chan error, 1)
 	go func() {
 		_, err := e.deploy(p, nil, release.Options{})
@@ -443,7 +449,10 @@ func TestReleaseDeploySurvivesAPIServerRestart(t *testing.T) {
 	}()
 	waitFor(t, 20*time.Second, func() bool {
 		h := e.history("dv-pipecat-canary")
-		return len(h) == 2 && h[1] != nil && h[1].Info.Status == hrelease.StatusPendingUpgrade
+		// Helm writes pending-upgrade before it applies anything; restart
+		// once the engine says the upgrade is done and it watches.
+		return len(h) == 2 && h[1] != nil && h[1].Info.Status == hrelease.StatusPendingUpgrade &&
+			h[1].Info.Description == "waiting for the rollout"
 	})
 	restartCluster(t)
 	err = <-done
@@ -621,7 +630,14 @@ func TestReleasePromoteRefusesRestartDuringSoak(t *testing.T) {
 	assert.NilError(t, err)
 	ctx := context.Background()
 	go func() {
-		time.Sleep(300 * time.Millisecond)
+		// Restart a container once the soak has begun: before, the gate
+		// would take the bumped count as its starting point.
+		for end := time.Now().Add(time.Minute); !strings.Contains(e.logs.String(), "canary passes the gate, soaking"); {
+			if time.Now().After(end) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		pods, err := e.kube.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{})
 		if err != nil || len(pods.Items) == 0 {
 			return

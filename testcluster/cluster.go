@@ -399,6 +399,15 @@ func (c *Cluster) Restart(t testing.TB) {
 	if c == nil {
 		t.Skip("no test cluster (-short)")
 	}
+	// The shared fake nodes start again with the API server: informers that
+	// lost it back off for up to 30 s, and after two restarts in a row the
+	// nodes would stay blind for longer than a rollout waits (kubelets come
+	// back on their own; what is tested here is our code, not theirs).
+	nodes := c.stopNodes != nil
+	if nodes {
+		c.stopNodes()
+		<-c.nodesDone
+	}
 	stopped := time.Now()
 	if err := c.halt(); err != nil {
 		t.Fatal(err)
@@ -406,6 +415,9 @@ func (c *Cluster) Restart(t testing.TB) {
 	down := time.Since(stopped)
 	if err := c.launch(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if nodes {
+		c.startNodes()
 	}
 	t.Logf("test cluster restarted: stopped in %s, ready again in %s", down.Round(time.Millisecond), c.StartupDuration().Round(time.Millisecond))
 }

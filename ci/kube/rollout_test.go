@@ -128,13 +128,18 @@ func TestWatchRollout(t *testing.T) {
 		dep := deployment(2, 1, 1, 0, 0, 1)
 		client := fake.NewClientset(dep, replicaSet("2", "new"))
 		var calls []RolloutProgress
+		waiting := make(chan struct{})
 		go func() {
-			time.Sleep(100 * time.Millisecond)
+			<-waiting // complete the rollout once progress was reported while waiting
 			d := deployment(2, 2, 1, 1, 1, 1)
 			_, _ = client.AppsV1().Deployments("ns").UpdateStatus(context.Background(), d, metav1.UpdateOptions{})
 		}()
 		p, err := WatchRollout(context.Background(), client, RolloutOptions{Namespace: "ns", Name: "web", Timeout: 10 * time.Second,
-			Interval: 20 * time.Millisecond, Progress: func(p RolloutProgress) { calls = append(calls, p) }})
+			Interval: 20 * time.Millisecond, Progress: func(p RolloutProgress) {
+				if calls = append(calls, p); len(calls) == 1 {
+					close(waiting)
+				}
+			}})
 		assert.NilError(t, err)
 		assert.Equal(t, p.Updated, int32(1))
 		assert.Assert(t, len(calls) >= 2, "progress is reported while waiting and at the end")
@@ -150,7 +155,9 @@ func TestWatchRollout(t *testing.T) {
 		client := fake.NewClientset(deployment(2, 2, 1, 1, 0, 1), replicaSet("2", "new"), pod("new-1", "new", false, running))
 		_, err := WatchRollout(context.Background(), client, RolloutOptions{Namespace: "ns", Name: "web", Timeout: 300 * time.Millisecond})
 		assert.Assert(t, errors.Is(err, ErrRolloutTimeout), "%v", err)
-		assert.ErrorContains(t, err, "deployment web in ns: rollout timed out after 0s with 0/1 ready, 1/1 updated: timeout 300ms; pod new-1 container app: NotReady")
+		// The elapsed time is rounded to seconds: 0s, or 1s on a busy machine.
+		assert.ErrorContains(t, err, "deployment web in ns: rollout timed out after ")
+		assert.ErrorContains(t, err, "s with 0/1 ready, 1/1 updated: timeout 300ms; pod new-1 container app: NotReady")
 	})
 	t.Run("missing deployment times out", func(t *testing.T) {
 		_, err := WatchRollout(context.Background(), fake.NewClientset(), RolloutOptions{Namespace: "ns", Name: "web", Timeout: 200 * time.Millisecond})

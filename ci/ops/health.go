@@ -190,10 +190,26 @@ func check(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, p *cor
 		msg, _ := io.ReadAll(io.LimitReader(errStream, 4096))
 		remote <- strings.TrimSpace(string(msg))
 	}()
+	// The kubelet says why a forward fails on the error stream (e.g. nothing
+	// listens on the port), and may reset the data stream at once, before
+	// or after it opened; prefer its words to a bare reset or EOF.
+	why := func(err error) error {
+		select {
+		case msg := <-remote:
+			if msg != "" {
+				return fmt.Errorf("port-forward to %s:%d: %s", p.Name, opts.Port, msg)
+			}
+		case <-time.After(time.Second):
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("no answer from %s:%d%s: %w", p.Name, opts.Port, opts.Path, ctx.Err())
+		}
+		return err
+	}
 	headers.Set(corev1.StreamType, corev1.StreamTypeData)
 	data, err := conn.CreateStream(headers)
 	if err != nil {
-		return fmt.Errorf("open the port-forward data stream: %w", err)
+		return why(fmt.Errorf("open the port-forward data stream: %w", err))
 	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://localhost:%d%s", opts.Port, opts.Path), nil)
@@ -222,19 +238,7 @@ func check(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, p *cor
 	err = exchange()
 	data.Close()
 	if err != nil {
-		// The kubelet says why on the error stream (e.g. nothing listens on
-		// the port); prefer its words to a bare EOF.
-		select {
-		case msg := <-remote:
-			if msg != "" {
-				return fmt.Errorf("port-forward to %s:%d: %s", p.Name, opts.Port, msg)
-			}
-		case <-time.After(time.Second):
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("no answer from %s:%d%s: %w", p.Name, opts.Port, opts.Path, ctx.Err())
-		}
-		return err
+		return why(err)
 	}
 	return nil
 }

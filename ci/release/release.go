@@ -156,21 +156,24 @@ func recoverPending(cfg *action.Configuration, name, holder string, log *slog.Lo
 	return msg, rel, nil
 }
 
-// setStatus rewrites the status of one record. A write that fails is tried
-// twice more over about 3 s (an API server restart, a refreshed token): the
-// record must match the outcome, and after a good rollout the write is all
-// that is left to do.
+// statusRetries are the pauses before setStatus tries a failed write again:
+// 30 s in all, longer than an API server takes to restart on a busy node.
+var statusRetries = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second}
+
+// setStatus rewrites the status of one record. A write that fails for a
+// passing reason (an API server restart, a refreshed token) is tried again
+// for 30 s: the record must match the outcome, and after a good rollout the
+// write is all that is left to do.
 func setStatus(cfg *action.Configuration, rel *hrelease.Release, st hrelease.Status, desc string) error {
 	rel.Info.Status = st
 	rel.Info.Description = desc
-	var err error
-	for attempt := range 3 {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * time.Second)
-		}
-		if err = cfg.Releases.Update(rel); err == nil || !transient(err) {
+	err := cfg.Releases.Update(rel)
+	for _, pause := range statusRetries {
+		if err == nil || !transient(err) {
 			break
 		}
+		time.Sleep(pause)
+		err = cfg.Releases.Update(rel)
 	}
 	if err == nil {
 		return nil
