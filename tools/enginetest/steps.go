@@ -376,7 +376,7 @@ func (e *env) runStep(ctx context.Context, n int, st step, o options) result {
 // markdown renders the passes as the table of docs/engine-run.md.
 func markdown(engineVersion string, o options, passes [][]result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| step | command | %s |\n|---|---|%s\n", passHeaders(len(passes)), strings.Repeat("---|", len(passes)))
+	fmt.Fprintf(&b, "| step | command | %s |\n|---|---|%s\n", passHeaders(len(passes), o.reset != ""), strings.Repeat("---|", len(passes)))
 	for i := range passes[0] {
 		st := passes[0][i]
 		fmt.Fprintf(&b, "| %s | `dagger %s` |", st.name, strings.Join(st.args, " "))
@@ -397,16 +397,21 @@ func markdown(engineVersion string, o options, passes [][]result) string {
 	return b.String()
 }
 
-func passHeaders(n int) string {
+// passHeaders names the passes' columns. Pass 1 is cold only when -reset
+// emptied the engine first; otherwise it ran on whatever the engine held.
+func passHeaders(n int, emptied bool) string {
 	hs := make([]string, n)
 	for i := range hs {
 		hs[i] = fmt.Sprintf("pass %d", i+1)
 	}
-	if n >= 1 && n <= 2 {
-		hs[0] = "pass 1 (cold)"
-		if n == 2 {
-			hs[1] = "pass 2 (warm)"
+	if n >= 1 {
+		hs[0] = "pass 1 (engine as it was)"
+		if emptied {
+			hs[0] = "pass 1 (cold: emptied engine)"
 		}
+	}
+	if n == 2 {
+		hs[1] = "pass 2 (warm)"
 	}
 	return strings.Join(hs, " | ")
 }
