@@ -109,22 +109,28 @@ func (e *env) bench(ctx context.Context, o options) (string, error) {
 	return b.String(), nil
 }
 
+// emptyEngine stops the engine kit's engine, deletes its cache and starts
+// it again (tools/enginekit/start.sh); it returns how long the start took.
+func (e *env) emptyEngine(ctx context.Context, o options) (time.Duration, error) {
+	if err := shell(ctx, fmt.Sprintf("TOP=%s %s/stop.sh >/dev/null && rm -rf /var/lib/dagger/*", o.top, o.kit)); err != nil {
+		return 0, fmt.Errorf("empty the engine: %w", err)
+	}
+	t := time.Now()
+	start := filepath.Join(e.repo, "tools", "enginekit", "start.sh")
+	if err := shell(ctx, fmt.Sprintf("KIT=%s TOP=%s %s >/dev/null", o.kit, o.top, start)); err != nil {
+		return 0, fmt.Errorf("start the engine: %w", err)
+	}
+	return time.Since(t), nil
+}
+
 func (e *env) benchRound(ctx context.Context, o options, r benchRound, dir string, n int) (map[string]time.Duration, error) {
 	res := map[string]time.Duration{}
-	start := filepath.Join(e.repo, "tools", "enginekit", "start.sh")
-	prep := "true"
 	if r.cold {
-		prep = fmt.Sprintf("TOP=%s %s/stop.sh >/dev/null && rm -rf /var/lib/dagger/*", o.top, o.kit)
-	}
-	if err := shell(ctx, prep); err != nil {
-		return nil, fmt.Errorf("empty the engine: %w", err)
-	}
-	if r.cold {
-		t := time.Now()
-		if err := shell(ctx, fmt.Sprintf("KIT=%s TOP=%s %s >/dev/null", o.kit, o.top, start)); err != nil {
-			return nil, fmt.Errorf("start the engine: %w", err)
+		took, err := e.emptyEngine(ctx, o)
+		if err != nil {
+			return nil, err
 		}
-		res["engine start"] = time.Since(t)
+		res["engine start"] = took
 	}
 
 	ns := fmt.Sprintf("bench-%d-%d", n, time.Now().Unix())

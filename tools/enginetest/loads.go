@@ -47,14 +47,12 @@ func (e *env) loads(ctx context.Context, o options, rounds int) (string, error) 
 			return "", fmt.Errorf("prepare the module %q: %w", c.name, err)
 		}
 	}
-	stop := fmt.Sprintf("TOP=%s %s/stop.sh >/dev/null && rm -rf /var/lib/dagger/*", o.top, o.kit)
-	start := fmt.Sprintf("KIT=%s TOP=%s %s >/dev/null", o.kit, o.top, filepath.Join(e.repo, "tools", "enginekit", "start.sh"))
 	took := make([][]time.Duration, len(loadCases))
 	for r := 1; r <= rounds; r++ {
 		for i, c := range loadCases {
 			fmt.Fprintf(os.Stderr, "== round %d of %d, first load: %s\n", r, rounds, c.name)
-			if err := shell(ctx, stop+" && "+start); err != nil {
-				return "", fmt.Errorf("empty the engine: %w", err)
+			if _, err := e.emptyEngine(ctx, o); err != nil {
+				return "", err
 			}
 			t := time.Now()
 			out, err := e.dagger(ctx, dirs[i], "functions")
