@@ -4,7 +4,7 @@ OVERLAY := $(CURDIR)/.cache/daggerstub/overlay.json
 GOTEST  := go test -count=1 -timeout 25m
 # The Dagger module's face (dagger.json "source"): a Go module of its own
 # with only the Dagger SDK; the release engine it runs lives in ci/.
-MODULE  := .dagger
+MODULE  := ci
 
 .PHONY: test module-check stub testcluster engine-test
 
@@ -25,7 +25,7 @@ module-check: stub
 	cp .cache/daggerstub/dagger_gen.go $(MODULE)/dagger.gen.go
 	cd $(MODULE) && go mod tidy -diff; rc=$$?; rm -f internal/dagger/dagger.gen.go dagger.gen.go; \
 	  if [ $$rc -ne 0 ]; then echo "$(MODULE)/go.mod is not tidy: run go mod tidy there with the stand-ins in place (see Makefile)"; exit 1; fi
-	cd ci && go mod tidy -diff || { echo "ci/go.mod is not tidy: run go mod tidy in ci/"; exit 1; }
+	go mod tidy -diff || { echo "go.mod is not tidy: run go mod tidy at the root"; exit 1; }
 
 # Build (or reuse) the real kube-apiserver + etcd used by the integration tests,
 # cached outside the clone by Kubernetes version and source hash.
@@ -35,7 +35,7 @@ testcluster:
 test: module-check testcluster
 	go vet ./...
 	cd $(MODULE) && $(GOTEST) -overlay $(OVERLAY) ./...
-	cd ci && go vet ./... && $(GOTEST) ./...
+
 	$(GOTEST) ./...
 	cd examples/chatbot && go vet ./... && $(GOTEST) ./...
 	# -trimpath reuses the packages compiled for the test-cluster binary.

@@ -85,7 +85,7 @@ var codegenRules = []struct {
 func TestDaggerModuleFollowsCodegenRules(t *testing.T) {
 	for _, r := range codegenRules {
 		t.Run(r.name, func(t *testing.T) {
-			problems, err := r.check("../.dagger")
+			problems, err := r.check("../ci")
 			assert.NilError(t, err)
 			assert.DeepEqual(t, problems, []string(nil))
 		})

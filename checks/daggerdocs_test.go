@@ -15,7 +15,7 @@ import (
 var goStyle = regexp.MustCompile(`^[A-Z][a-zA-Z]* [a-z]+s `)
 
 func TestDaggerFunctionsAreDocumentedAndUncachedWhenLive(t *testing.T) {
-	funcs, err := Functions("../.dagger")
+	funcs, err := Functions("../ci")
 	assert.NilError(t, err)
 	live := map[string]bool{"Publish": true, "Deploy": true, "Promote": true, "Rollback": true, "Status": true, "Plan": true}
 	seen := map[string]bool{}

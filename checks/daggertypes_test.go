@@ -9,7 +9,7 @@ import (
 // The module in ci/ must load in the engine: every exported function,
 // argument, result and field uses only types Dagger's codegen accepts.
 func TestDaggerModuleUsesOnlyMainOrDaggerTypes(t *testing.T) {
-	problems, err := ForeignTypes("../.dagger")
+	problems, err := ForeignTypes("../ci")
 	assert.NilError(t, err)
 	assert.DeepEqual(t, problems, []string(nil))
 }

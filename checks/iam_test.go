@@ -20,9 +20,9 @@ import (
 var iamCalls = []struct {
 	call, role, file, evidence string
 }{
-	{"iamcredentials generateAccessToken (impersonation)", "roles/iam.workloadIdentityUser", "../ci/gcpauth/github.go", ":generateAccessToken"},
-	{"GKE clusters.get (endpoint and CA)", "roles/container.clusterViewer", "../ci/gcpauth/gke.go", "/clusters/"},
-	{"image push to Artifact Registry", "roles/artifactregistry.writer", "../.dagger/build.go", "WithRegistryAuth(t.RegistryHost, \"oauth2accesstoken\""},
+	{"iamcredentials generateAccessToken (impersonation)", "roles/iam.workloadIdentityUser", "../runner/gcpauth/github.go", ":generateAccessToken"},
+	{"GKE clusters.get (endpoint and CA)", "roles/container.clusterViewer", "../runner/gcpauth/gke.go", "/clusters/"},
+	{"image push to Artifact Registry", "roles/artifactregistry.writer", "../ci/build.go", "WithRegistryAuth(t.RegistryHost, \"oauth2accesstoken\""},
 }
 
 // tooBroad are roles that would grant more than the code needs; GKE's

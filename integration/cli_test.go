@@ -14,7 +14,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ringg/ringg-ci/ci/cli"
+	"github.com/ringg/ringg-ci/runner/cli"
 )
 
 // cliRun is one run of the ringg-ci command as the Dagger module runs it:

@@ -19,10 +19,10 @@ import (
 	"gotest.tools/v3/assert"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ringg/ringg-ci/ci/gcpauth"
+	"github.com/ringg/ringg-ci/runner/gcpauth"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/release"
-	"github.com/ringg/ringg-ci/ci/secrets"
+	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
 

@@ -20,9 +20,9 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ringg/ringg-ci/ci/ops"
+	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/release"
+	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
 

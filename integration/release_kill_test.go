@@ -13,9 +13,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/ringg/ringg-ci/ci/lock"
+	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/release"
+	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
 

@@ -24,11 +24,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
-	cikube "github.com/ringg/ringg-ci/ci/kube"
-	"github.com/ringg/ringg-ci/ci/lock"
+	cikube "github.com/ringg/ringg-ci/runner/kube"
+	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/release"
-	"github.com/ringg/ringg-ci/ci/secrets"
+	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
 

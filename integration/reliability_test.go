@@ -59,10 +59,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/ringg/ringg-ci/ci/gcpauth"
+	"github.com/ringg/ringg-ci/runner/gcpauth"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/release"
-	"github.com/ringg/ringg-ci/ci/secrets"
+	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
 

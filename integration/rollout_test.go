@@ -17,9 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
-	cikube "github.com/ringg/ringg-ci/ci/kube"
+	cikube "github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/release"
+	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
 )
 

@@ -18,8 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/ringg/ringg-ci/ci/lock"
-	"github.com/ringg/ringg-ci/ci/secrets"
+	"github.com/ringg/ringg-ci/runner/lock"
+	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
 // kube gives a test the shared test cluster's admin client and a namespace

@@ -30,10 +30,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/ringg/ringg-ci/ci/cli"
+	"github.com/ringg/ringg-ci/runner/cli"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/release"
-	"github.com/ringg/ringg-ci/ci/secrets"
+	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
 

@@ -27,9 +27,9 @@ import (
 	"gotest.tools/v3/assert"
 	"k8s.io/client-go/rest"
 
-	"github.com/ringg/ringg-ci/ci/gcpauth"
-	cikube "github.com/ringg/ringg-ci/ci/kube"
-	"github.com/ringg/ringg-ci/ci/release"
+	"github.com/ringg/ringg-ci/runner/gcpauth"
+	cikube "github.com/ringg/ringg-ci/runner/kube"
+	"github.com/ringg/ringg-ci/runner/release"
 )
 
 // tokenMint is a loopback oauth2.googleapis.com/token for one service-account

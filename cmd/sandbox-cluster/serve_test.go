@@ -28,8 +28,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/ringg/ringg-ci/ci/kube"
-	"github.com/ringg/ringg-ci/ci/ops"
+	"github.com/ringg/ringg-ci/runner/kube"
+	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/testcluster"
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
@@ -543,7 +543,7 @@ func TestServe(t *testing.T) {
 }
 
 // TestSandboxImagesMatchTheTestClusterVersions keeps the sandbox (official
-// images, .dagger/sandbox.go) on the Kubernetes and etcd that the tests build
+// images, ci/sandbox.go) on the Kubernetes and etcd that the tests build
 // (tools/testcluster/go.mod), so both run the same control plane.
 func TestSandboxImagesMatchTheTestClusterVersions(t *testing.T) {
 	goMod, err := os.ReadFile("../../tools/testcluster/go.mod")
@@ -559,7 +559,7 @@ func TestSandboxImagesMatchTheTestClusterVersions(t *testing.T) {
 		return ""
 	}
 	kubernetes, etcd := required("k8s.io/kubernetes"), required("go.etcd.io/etcd/server/v3")
-	sandbox, err := os.ReadFile("../../.dagger/sandbox.go")
+	sandbox, err := os.ReadFile("../../ci/sandbox.go")
 	assert.NilError(t, err)
 	for _, want := range []string{
 		`"registry.k8s.io/kube-apiserver:` + kubernetes + `"`,
@@ -567,6 +567,6 @@ func TestSandboxImagesMatchTheTestClusterVersions(t *testing.T) {
 		// kubeadm's tag: the etcd version and an image revision.
 		`"registry.k8s.io/etcd:` + strings.TrimPrefix(etcd, "v") + `-0"`,
 	} {
-		assert.Check(t, is.Contains(string(sandbox), want), ".dagger/sandbox.go must use %s", want)
+		assert.Check(t, is.Contains(string(sandbox), want), "ci/sandbox.go must use %s", want)
 	}
 }

@@ -26,7 +26,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
-	"github.com/ringg/ringg-ci/ci/gcpauth"
+	"github.com/ringg/ringg-ci/runner/gcpauth"
 )
 
 // artifactRegistry is an OCI registry that, like Artifact Registry, wants

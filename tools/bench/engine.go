@@ -10,8 +10,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/release"
-	"github.com/ringg/ringg-ci/ci/secrets"
+	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/tools/bench/internal/plans"
 )

@@ -114,7 +114,7 @@ start), then pass the readiness probe, one failed probe allowed
 (initialDelaySeconds + periodSeconds). Kubernetes declares the rollout failed
 (Progressing=False, ProgressDeadlineExceeded) after that long without
 progress. It mirrors pipeline.Rollout.Wave, which the release engine's own
-stall budget uses; ci/release's TestRolloutOfRenderedChart keeps them equal.
+stall budget uses; runner/release's TestRolloutOfRenderedChart keeps them equal.
 */}}
 {{- define "dv-pipecat.progressDeadlineSeconds" -}}
 {{- $delay := 0 }}

@@ -15,7 +15,7 @@ import (
 // TestPreStopDeadlineClosesCallsAndKeepsServing; clause 7 (SIGTERM) is
 // TestSignalDrainClosesRemainingCallsAtDeadline and, for the process,
 // TestSIGTERMDrainsThenExitsZero; the chart's preStop program is run
-// against the stand-in in ci/chart/drain_test.go.
+// against the stand-in in runner/chart/drain_test.go.
 func TestContract(t *testing.T) {
 	h := start(t, harnessOptions{})
 	health := func() (int, drainBody) {

@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/release"
+	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/tools/bench/internal/plans"
 )
 

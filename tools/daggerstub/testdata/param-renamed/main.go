@@ -6,7 +6,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/ringg/ringg-ci/dagger/internal/dagger"
+	"github.com/ringg/ringg-ci/ci/internal/dagger"
 )
 
 // Level is an enum.

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ringg/ringg-ci/ci/internal/dagger"
+)
+
+// builderPlatformArg is the build argument our Dockerfiles use for builder
+// stages. Dagger v0.21 sets $BUILDPLATFORM to the target platform inside
+// DockerBuild, so `FROM --platform=$BUILDPLATFORM` would run under emulation;
+// passing the engine's own platform here lets those stages run natively and
+// cross-compile. Dockerfiles that ignore the argument build as before.
+const builderPlatformArg = "BUILDER_PLATFORM"
+
+// container builds the application image for one platform.
+func (m *RinggCi) container(ctx context.Context, platform dagger.Platform) (*dagger.Container, error) {
+	native, err := dag.DefaultPlatform(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the engine's platform: %w", err)
+	}
+	if platform == "" {
+		platform = native
+	}
+	if platform != native {
+		logf("warning: building %s on a %s engine: every RUN of a %s stage runs under emulation (QEMU), typically 5-20x slower "+
+			"(the production image's native wheels took 20+ minutes); build on a %s runner instead (GitHub: ubuntu-24.04-arm for linux/arm64)",
+			platform, native, platform, platform)
+	}
+	return m.Source.DockerBuild(dagger.DirectoryDockerBuildOpts{
+		Dockerfile: m.Dockerfile,
+		Platform:   platform,
+		BuildArgs:  []dagger.BuildArg{{Name: builderPlatformArg, Value: string(native)}},
+	}), nil
+}
+
+// variants builds the image for every platform of a target.
+func (m *RinggCi) variants(ctx context.Context, platforms []string) ([]*dagger.Container, error) {
+	out := make([]*dagger.Container, 0, len(platforms))
+	for _, p := range platforms {
+		c, err := m.container(ctx, dagger.Platform(p))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// publish builds t's platforms and pushes them as one image (an index when
+// there are several) to t's repository, tagged with the commit; it returns
+// repository@sha256:… of what was pushed.
+func (m *RinggCi) publish(ctx context.Context, t targetInfo, commit string) (string, error) {
+	variants, err := m.variants(ctx, t.Platforms)
+	if err != nil {
+		return "", err
+	}
+	if label, _ := variants[0].Label(ctx, standInLabel); label == "true" && t.RegistryHost != "" {
+		return "", fmt.Errorf("the image is labelled %s=true: it is the stand-in chatbot, which never goes to %s; pass --source with the chatbot's own source", standInLabel, t.Image)
+	}
+	first, err := m.registryAuth(ctx, variants[0], t)
+	if err != nil {
+		return "", err
+	}
+	ref := t.Image + ":" + tagFor(commit, time.Now())
+	logf("build and push %s for %s to %s", t.Name, strings.Join(t.Platforms, ", "), ref)
+	out, err := first.Publish(ctx, ref, dagger.ContainerPublishOpts{PlatformVariants: variants[1:]})
+	if err != nil {
+		return "", fmt.Errorf("publish %s: %w", ref, err)
+	}
+	_, digest, ok := strings.Cut(out, "@")
+	if !ok {
+		return "", fmt.Errorf("publish %s: the registry returned %q without a digest", ref, out)
+	}
+	pushed := t.Image + "@" + digest
+	logf("pushed %s", pushed)
+	return pushed, nil
+}
+
+// registryAuth logs c in to t's registry: with --registry-username and
+// --registry-password when given, else with a Google access token for
+// Artifact Registry, else not at all.
+func (m *RinggCi) registryAuth(ctx context.Context, c *dagger.Container, t targetInfo) (*dagger.Container, error) {
+	if c, given, err := m.withCredentials(c, registryHost(t.Image)); given || err != nil {
+		return c, err
+	}
+	if t.RegistryHost == "" {
+		return c, nil
+	}
+	password, err := m.registryLogin(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return c.WithRegistryAuth(t.RegistryHost, "oauth2accesstoken", password), nil
+}
+
+// withCredentials logs c in to host with --registry-username and
+// --registry-password, and says whether they were given.
+func (m *RinggCi) withCredentials(c *dagger.Container, host string) (*dagger.Container, bool, error) {
+	switch {
+	case m.RegistryPassword == nil:
+		return c, false, nil
+	case m.RegistryUsername == "":
+		return nil, true, fmt.Errorf("--registry-password needs --registry-username: pass the user the password belongs to")
+	}
+	return c.WithRegistryAuth(host, m.RegistryUsername, m.RegistryPassword), true, nil
+}
+
+// registryLogin gets a Google access token for pushing to t's Artifact
+// Registry repository, as a secret. The token travels through a file of the
+// ringg-ci run, never through its output.
+func (m *RinggCi) registryLogin(ctx context.Context, t targetInfo) (*dagger.Secret, error) {
+	const file = "/tmp/registry-password"
+	ctr, err := m.exec(ctx, call{args: []string{"registry-login", "--target", t.Name, "--password-file", file}, google: true})
+	if err != nil {
+		return nil, err
+	}
+	password, err := ctr.File(file).Contents(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the registry password of %s: %w", t.RegistryHost, err)
+	}
+	return dag.SetSecret("ringg-ci-registry-"+newScrubber().run, password), nil
+}
+
+// registryHost is the host of an image repository.
+func registryHost(repo string) string {
+	host, _, _ := strings.Cut(repo, "/")
+	return host
+}
+
+// The stand-in chatbot (examples/chatbot) carries standInMarker in its
+// source and standInLabel on its image; neither may reach a target's own
+// repository (ci/pipeline.RefuseStandIn decides, the label check in publish
+// backs it up).
+const (
+	standInMarker = ".ringg-ci-stand-in"
+	standInLabel  = "ai.ringg.stand-in"
+)
+
+// standInFlag appends --stand-in to args when the source is the stand-in.
+func (m *RinggCi) standInFlag(ctx context.Context, args []string) ([]string, error) {
+	ok, err := m.Source.Exists(ctx, standInMarker)
+	if err != nil {
+		return nil, fmt.Errorf("look for %s in --source: %w", standInMarker, err)
+	}
+	if ok {
+		args = append(args, "--stand-in")
+	}
+	return args, nil
+}
+
+// tagFor is the image tag of a push: the commit when known, else a
+// timestamp, so a manual push never moves another push's tag. Deploys use
+// the digest either way.
+func tagFor(commit string, now time.Time) string {
+	if commit == "" {
+		return now.UTC().Format("manual-20060102-150405")
+	}
+	return commit
+}
+
+// smoke runs the smoke test and returns the health check's answer.
+func (m *RinggCi) smoke(ctx context.Context) (string, error) {
+	app, err := m.container(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	svc := app.WithExposedPort(8765).AsService(dagger.ContainerAsServiceOpts{UseEntrypoint: true})
+	out, err := dag.Container().
+		From("curlimages/curl:8.11.1").
+		WithServiceBinding("chatbot", svc).
+		WithExec([]string{"curl", "-fsS", "--retry", "10", "--retry-connrefused", "--retry-delay", "1",
+			"http://chatbot:8765/pc/v1/healthcheck"}).
+		Stdout(ctx)
+	if err != nil {
+		return "", fmt.Errorf("smoke test: GET /pc/v1/healthcheck of the built image failed: %w", err)
+	}
+	return "healthcheck ok: " + out, nil
+}
+
+// logf prints a progress line to the function's log, which Dagger shows live.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}

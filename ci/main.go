@@ -1,0 +1,556 @@
+// The ringg-ci Dagger module: build, publish, deploy, promote, roll back and
+// inspect the ringg chatbot on GKE, the same on a laptop and in GitHub Actions.
+//
+// This package is only the module's face. Images are built and pushed here
+// with Dagger; every verb that talks to a cluster runs the ringg-ci command
+// (cmd/ringg-ci, the Helm SDK release engine) in a container, with each
+// credential and each value of the secret documents mounted as a Dagger
+// secret, so the engine scrubs them from everything that container prints.
+// Keeping Helm and client-go out of this package keeps the module's first
+// load on an empty engine short (docs/benchmarks.md).
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ringg/ringg-ci/ci/internal/dagger"
+)
+
+// Target is an environment the chatbot runs in.
+type Target string
+
+// The targets. Adding one is an entry in ci/targets, a values file in the
+// chart and a constant here.
+const (
+	// Staging: branch dv-stage, linux/amd64, desivocal-staging-cluster.
+	Staging Target = "STAGING"
+	// Canary: branch dv-main, linux/arm64, 2 replicas beside stable in production.
+	Canary Target = "CANARY"
+	// Stable: the 60 production replicas, reached only by promote.
+	Stable Target = "STABLE"
+)
+
+// flag is the target as the ringg-ci command takes it.
+func (t Target) flag() string {
+	switch t {
+	case Staging:
+		return "staging"
+	case Canary:
+		return "canary"
+	case Stable:
+		return "stable"
+	}
+	return string(t)
+}
+
+// RinggCi builds and deploys the ringg chatbot.
+type RinggCi struct {
+	// +private
+	Source *dagger.Directory
+	// +private
+	Dockerfile string
+	// +private
+	Chart *dagger.Directory
+	// +private
+	RunnerSource *dagger.Directory
+
+	// +private
+	Project string
+	// +private
+	Image string
+	// +private
+	ClusterName string
+	// +private
+	ClusterLocation string
+	// +private
+	Namespace string
+
+	// +private
+	OidcRequestUrl *dagger.Secret
+	// +private
+	OidcRequestToken *dagger.Secret
+	// +private
+	WorkloadIdentityProvider string
+	// +private
+	ServiceAccount string
+	// +private
+	CredentialsJson *dagger.Secret
+	// +private
+	AccessToken *dagger.Secret
+
+	// +private
+	RegistryUsername string
+	// +private
+	RegistryPassword *dagger.Secret
+
+	// +private
+	Kubeconfig *dagger.Secret
+	// +private
+	KubeContext string
+	// +private
+	Cluster *dagger.Service
+	// +private
+	ClusterTlsServerName string
+	// The port of Cluster the runner dials when the service has several (the sandbox's); zero means its first.
+	// +private
+	ClusterPort int
+}
+
+// Configure the module. Credentials given here serve every function: in GitHub Actions the OIDC pair, on a laptop an
+// access token or a kubeconfig.
+func New(
+	// Application source, the directory holding the Dockerfile (default: the stand-in chatbot in this repository).
+	// +defaultPath="/examples/chatbot"
+	// +ignore=[".git", "**/*_test.go", "**/testdata"]
+	source *dagger.Directory,
+	// Dockerfile path inside the source.
+	// +default="Dockerfile"
+	dockerfile string,
+	// Helm chart of the chatbot.
+	// +defaultPath="/deploy/chart"
+	chart *dagger.Directory,
+	// Source of the ringg-ci runner (the Helm SDK release engine) that runs every cluster verb: this repository's root
+	// Go module, limited to what builds cmd/ringg-ci.
+	// +defaultPath="/"
+	// +ignore=["**", "!go.mod", "!go.sum", "!cmd/ringg-ci/**", "!runner/**", "!ci/go.mod", "!ci/targets/**", "!ci/pipeline/**", "!ci/command/**", "!tools/testcluster/controlplane/go.mod", "**/*_test.go", "**/testdata/**"]
+	runnerSource *dagger.Directory,
+	// GCP project of the clusters, instead of desivocalprod01.
+	// +optional
+	project string,
+	// Image repository to push to and deploy from, instead of the target's Artifact Registry repository; any OCI
+	// registry, e.g. localhost:5001/ringg/dv-pipecat.
+	// +optional
+	image string,
+	// GKE cluster name, instead of the target's.
+	// +optional
+	clusterName string,
+	// GKE cluster location (zone or region), instead of the target's.
+	// +optional
+	clusterLocation string,
+	// Kubernetes namespace, instead of the target's.
+	// +optional
+	namespace string,
+	// GitHub Actions OIDC request URL: env://ACTIONS_ID_TOKEN_REQUEST_URL (the job needs permissions id-token: write).
+	// +optional
+	oidcRequestUrl *dagger.Secret,
+	// GitHub Actions OIDC request token: env://ACTIONS_ID_TOKEN_REQUEST_TOKEN.
+	// +optional
+	oidcRequestToken *dagger.Secret,
+	// Workload Identity provider the OIDC token is exchanged with (projects/N/locations/global/workloadIdentityPools/P/providers/X).
+	// +optional
+	workloadIdentityProvider string,
+	// Service account to impersonate after the exchange.
+	// +optional
+	serviceAccount string,
+	// Google credentials JSON (service account key, authorized_user, or external_account), e.g. file://creds.json.
+	// +optional
+	credentialsJson *dagger.Secret,
+	// Google access token, e.g. cmd://"gcloud auth print-access-token" (not refreshed: lasts about an hour).
+	// +optional
+	accessToken *dagger.Secret,
+	// User name for pushing to a registry other than Artifact Registry (with --registry-password).
+	// +optional
+	registryUsername string,
+	// Password or token for --registry-username, e.g. env://REGISTRY_TOKEN; without both, Artifact Registry gets a
+	// Google access token and other registries no credentials.
+	// +optional
+	registryPassword *dagger.Secret,
+	// Kubeconfig for a cluster that is not reached through the GKE API, e.g. file://$HOME/.kube/config.
+	// +optional
+	kubeconfig *dagger.Secret,
+	// Kubeconfig context to use instead of its current context.
+	// +optional
+	kubeContext string,
+	// API server on the caller's machine, e.g. tcp://localhost:6443; every kubeconfig server is rewritten to reach it.
+	// +optional
+	cluster *dagger.Service,
+	// Name the API server's certificate is checked against when --cluster is used (default: the kubeconfig server's host).
+	// +optional
+	clusterTlsServerName string,
+) *RinggCi {
+	return &RinggCi{
+		Source: source, Dockerfile: dockerfile, Chart: chart, RunnerSource: runnerSource,
+		Project: project, Image: image, ClusterName: clusterName, ClusterLocation: clusterLocation, Namespace: namespace,
+		OidcRequestUrl: oidcRequestUrl, OidcRequestToken: oidcRequestToken,
+		WorkloadIdentityProvider: workloadIdentityProvider, ServiceAccount: serviceAccount,
+		CredentialsJson: credentialsJson, AccessToken: accessToken,
+		RegistryUsername: registryUsername, RegistryPassword: registryPassword,
+		Kubeconfig: kubeconfig, KubeContext: kubeContext, Cluster: cluster, ClusterTlsServerName: clusterTlsServerName,
+	}
+}
+
+// Build the chatbot image for one platform (default: the engine's own).
+// Chain it: `build terminal`, `build as-service up --ports 8765:8765`, `build export --path image.tar`.
+func (m *RinggCi) Build(
+	ctx context.Context,
+	// OCI platform, e.g. linux/amd64 (staging) or linux/arm64 (production).
+	// +optional
+	platform dagger.Platform,
+) (*dagger.Container, error) {
+	return m.container(ctx, platform)
+}
+
+// Publish the image of a target and print repository@sha256:digest.
+// The repository is the target's Artifact Registry one unless --image names another.
+// +cache="never"
+func (m *RinggCi) Publish(
+	ctx context.Context,
+	// Target whose platforms and repository are used.
+	// +default="STAGING"
+	target Target,
+	// Commit SHA to tag the image with (default: manual-<time>).
+	// +optional
+	commit string,
+) (string, error) {
+	args, err := m.standInFlag(ctx, []string{"--target", target.flag()})
+	if err != nil {
+		return "", err
+	}
+	t, err := m.targetInfo(ctx, args...)
+	if err != nil {
+		return "", err
+	}
+	return m.publish(ctx, t, commit)
+}
+
+// Publish the ringg-ci runner image for linux/amd64 and linux/arm64 and print its pin.
+// The release workflow runs this; committing the printed pin lets every run whose runner source matches pull the
+// image instead of compiling the runner (docs/benchmarks.md). Give --registry-username/--registry-password for the
+// registry.
+// +cache="never"
+func (m *RinggCi) PublishRunner(
+	ctx context.Context,
+	// Where to push, with a tag, e.g. ghcr.io/ringg/ringg-ci-runner:v1.2.0.
+	address string,
+) (string, error) {
+	var variants []*dagger.Container
+	for _, p := range []dagger.Platform{"linux/amd64", "linux/arm64"} {
+		variants = append(variants, runnerImage(p, m.runnerBinary(p)))
+	}
+	first, _, err := m.withCredentials(variants[0], registryHost(address))
+	if err != nil {
+		return "", err
+	}
+	ref, err := first.Publish(ctx, address, dagger.ContainerPublishOpts{PlatformVariants: variants[1:]})
+	if err != nil {
+		return "", fmt.Errorf("publish the runner to %s: %w", address, err)
+	}
+	digest, err := m.RunnerSource.Digest(ctx)
+	if err != nil {
+		return "", fmt.Errorf("hash the runner source: %w", err)
+	}
+	repo := address
+	if i := strings.LastIndex(address, ":"); i > strings.LastIndex(address, "/") {
+		repo = address[:i]
+	}
+	_, imageDigest, _ := strings.Cut(ref, "@")
+	return fmt.Sprintf("var runnerRelease = struct{ image, sourceDigest string }{\n\t%q,\n\t%q,\n}\n", repo+"@"+imageDigest, digest), nil
+}
+
+// Lint the chart and render it for every target; fails on any Helm lint error or warning.
+// +check
+func (m *RinggCi) LintChart(ctx context.Context) error {
+	_, err := m.run(ctx, call{args: []string{"lint-chart"}})
+	return err
+}
+
+// Run the built image as a service and check that /pc/v1/healthcheck answers 200.
+// +check
+func (m *RinggCi) SmokeTest(ctx context.Context) error {
+	_, err := m.smoke(ctx)
+	return err
+}
+
+// Deploy a branch: dv-stage to staging, dv-main to the production canary.
+// Builds and publishes the image (unless --image is given), applies the Secrets from --secrets-json / --creds-json,
+// upgrades the release, waits for every pod and rolls back if the rollout fails. Prints what was deployed where.
+// +cache="never"
+func (m *RinggCi) Deploy(
+	ctx context.Context,
+	// Branch that was pushed: dv-stage or dv-main.
+	branch string,
+	// Commit SHA, used as the image tag.
+	// +optional
+	commit string,
+	// Deploy this already published image (repository@sha256:…) instead of building one.
+	// +optional
+	image string,
+	// Application environment variables as a JSON object, e.g. env://SECRETS_JSON; without it the release keeps its
+	// current Secret.
+	// +optional
+	secretsJson *dagger.Secret,
+	// GCP credentials JSON mounted at /app/creds.json, e.g. env://CREDS_JSON; without it the release keeps its current
+	// Secret.
+	// +optional
+	credsJson *dagger.Secret,
+	// Show what would change (rendered manifests, server-side dry run, diff) and change nothing.
+	// +optional
+	dryRun bool,
+	// How long to wait for the rollout before rolling back, e.g. 20m (default: computed from replicas, probes and drain).
+	// +optional
+	timeout string,
+	// Who runs this, shown to a concurrent deploy that finds the release locked (default: ringg-ci@<function host>).
+	// +optional
+	holder string,
+) (string, error) {
+	if dryRun {
+		return m.Plan(ctx, branch, image, secretsJson, credsJson)
+	}
+	docs := documents{secretsJSON: secretsJson, credsJSON: credsJson}
+	// Everything that can be checked is checked before the slow build and push.
+	var standIn []string
+	if image == "" {
+		var err error
+		if standIn, err = m.standInFlag(ctx, nil); err != nil {
+			return "", err
+		}
+	}
+	t, err := m.targetInfoWith(ctx, docs, append([]string{"--branch", branch, "--check"}, standIn...)...)
+	if err != nil {
+		return "", err
+	}
+	args := append([]string{"deploy", "--branch", branch}, standIn...)
+	if image == "" {
+		if image, err = m.publish(ctx, t, commit); err != nil {
+			return "", err
+		}
+	}
+	args = append(args, "--image", image)
+	args = appendFlag(args, "--timeout", timeout)
+	args = appendFlag(args, "--holder", holder)
+	return m.run(ctx, call{args: args, cluster: true, docs: docs})
+}
+
+// Show what a deploy of a branch would change, and change nothing.
+// Renders the manifests, dry-runs them on the live cluster and diffs them against the live release. Secrets show only
+// as changed or unchanged.
+// +cache="never"
+func (m *RinggCi) Plan(
+	ctx context.Context,
+	// Branch to plan: dv-stage or dv-main.
+	branch string,
+	// Image (repository@sha256:…) to plan with (default: the digest the release runs now).
+	// +optional
+	image string,
+	// Application environment JSON to compare with the live Secret.
+	// +optional
+	secretsJson *dagger.Secret,
+	// GCP credentials JSON to compare with the live Secret.
+	// +optional
+	credsJson *dagger.Secret,
+) (string, error) {
+	args := appendFlag([]string{"plan", "--branch", branch}, "--image", image)
+	return m.run(ctx, call{args: args, cluster: true, docs: documents{secretsJSON: secretsJson, credsJSON: credsJson}})
+}
+
+// Promote the production canary to stable.
+// Checks that the canary is available, runs one digest and did not restart during the soak, then upgrades stable
+// (60 replicas) to exactly that digest and the canary's Secrets.
+// +cache="never"
+func (m *RinggCi) Promote(
+	ctx context.Context,
+	// Refuse unless the canary runs this digest (sha256:…), e.g. the one a reviewer approved.
+	// +optional
+	expectedDigest string,
+	// How long the canary must run without a container restart, e.g. 2m.
+	// +default="2m"
+	soak string,
+	// Show the gate's findings and the change to stable, and change nothing.
+	// +optional
+	dryRun bool,
+	// How long to wait for stable's rollout before rolling back (default: computed).
+	// +optional
+	timeout string,
+	// Who runs this, shown to a concurrent run that finds the release locked.
+	// +optional
+	holder string,
+) (string, error) {
+	args := []string{"promote", "--soak", soak}
+	args = appendFlag(args, "--expected-digest", expectedDigest)
+	if dryRun {
+		args = append(args, "--dry-run")
+	}
+	args = appendFlag(args, "--timeout", timeout)
+	args = appendFlag(args, "--holder", holder)
+	return m.run(ctx, call{args: args, cluster: true})
+}
+
+// Roll a target back to a known good state.
+// Stable (or staging) returns to its previous or a given revision, the canary to the image stable runs. Works when an
+// interrupted run left the release pending.
+// +cache="never"
+func (m *RinggCi) Rollback(
+	ctx context.Context,
+	// Target to roll back.
+	target Target,
+	// Revision to return to (default: the previous one; for the canary: stable's image).
+	// +optional
+	revision int,
+	// How long to wait for the rollout (default: computed).
+	// +optional
+	timeout string,
+	// Who runs this, shown to a concurrent run that finds the release locked.
+	// +optional
+	holder string,
+) (string, error) {
+	args := []string{"rollback", "--target", target.flag()}
+	if revision != 0 {
+		args = append(args, "--revision", strconv.Itoa(revision))
+	}
+	args = appendFlag(args, "--timeout", timeout)
+	args = appendFlag(args, "--holder", holder)
+	return m.run(ctx, call{args: args, cluster: true})
+}
+
+// Take over a release the old pipeline wrote: report, then delete its old records.
+// Shows which revision runs and who wrote it, the old pipeline's revisions history still keeps (their values may hold
+// secrets, never printed), the fixed-name Secrets and what still reads them. With --delete-old-records it deletes those
+// revisions, refused until a ringg-ci revision is the deployed one (docs/operations.md, "First run in production").
+// +cache="never"
+func (m *RinggCi) Takeover(
+	ctx context.Context,
+	// Target whose release to look at.
+	target Target,
+	// Delete the revisions the old pipeline wrote; without it, a dry run that changes nothing.
+	// +optional
+	deleteOldRecords bool,
+	// Who runs this, shown to a concurrent run that finds the release locked.
+	// +optional
+	holder string,
+	// Print JSON instead of text.
+	// +optional
+	asJson bool,
+) (string, error) {
+	args := []string{"takeover", "--target", target.flag()}
+	if deleteOldRecords {
+		args = append(args, "--delete-old-records")
+	}
+	args = appendFlag(args, "--holder", holder)
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
+}
+
+// Show what each target runs.
+// Per target: the release revision and state, the digest it runs and pods ready/total; and whether canary and stable
+// run the same digest.
+// +cache="never"
+func (m *RinggCi) Status(
+	ctx context.Context,
+	// Target to show (default: all of them).
+	// +optional
+	target Target,
+	// Print JSON instead of text.
+	// +optional
+	asJson bool,
+) (string, error) {
+	args := []string{"status"}
+	if target != "" {
+		args = append(args, "--target", target.flag())
+	}
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
+}
+
+// Check the health endpoint of every pod of a target.
+// Each pod's /pc/v1/healthcheck is called through the API server (port-forward, no kubectl); fails if any pod does not
+// answer 200.
+// +cache="never"
+func (m *RinggCi) Health(
+	ctx context.Context,
+	// Target whose pods to check.
+	target Target,
+	// Time each pod gets to answer, port-forward included, e.g. 5s.
+	// +default="10s"
+	timeout string,
+	// Print JSON instead of a table.
+	// +optional
+	asJson bool,
+) (string, error) {
+	args := []string{"health", "--target", target.flag(), "--timeout", timeout}
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
+}
+
+// Show recent logs of a target's pods.
+// Each line is prefixed with its pod; canary and stable are told apart by their version label. Output is bounded (last
+// 500 lines per pod, 256 KiB in all).
+// +cache="never"
+func (m *RinggCi) Logs(
+	ctx context.Context,
+	// Target whose pods to read.
+	target Target,
+	// Only lines logged within this long, e.g. 10m (default: what the container still has).
+	// +optional
+	since string,
+	// Only this pod (one of the target's).
+	// +optional
+	pod string,
+) (string, error) {
+	args := []string{"logs", "--target", target.flag()}
+	args = appendFlag(args, "--since", since)
+	args = appendFlag(args, "--pod", pod)
+	return m.run(ctx, call{args: args, cluster: true})
+}
+
+// Scale a target by hand until the next deploy or promote.
+// The next deploy or promote restores the chart's replica count. Refused while an autoscaler manages the Deployment,
+// and on the canary beyond 5 replicas.
+// +cache="never"
+func (m *RinggCi) Scale(
+	ctx context.Context,
+	// Target to scale.
+	target Target,
+	// Replica count to set.
+	replicas int,
+	// How long to wait for the replicas to be ready, e.g. 5m; 0s returns at once.
+	// +default="5m"
+	wait string,
+) (string, error) {
+	args := []string{"scale", "--target", target.flag(), "--replicas", strconv.Itoa(replicas), "--wait", wait}
+	return m.run(ctx, call{args: args, cluster: true})
+}
+
+// Run the whole pipeline against throwaway services, with no cloud and no credentials.
+// Builds the image, smoke-tests it, starts a throwaway registry and Kubernetes cluster (the official kube-apiserver,
+// kube-controller-manager and etcd images, with fake nodes), then deploys staging and the canary, promotes, deploys a
+// new canary, rolls it back, checks health and reads logs, printing status after each step, all with the real release
+// engine. No container really runs: fake nodes make pods Ready. With --branch it replays one CI deploy (the commit's
+// source via `dagger -m <repo>@<sha>`, the run's secrets files).
+// +cache="never"
+func (m *RinggCi) Sandbox(
+	ctx context.Context,
+	// Repository root holding the sandbox cluster's launcher (default: this repository).
+	// +defaultPath="/"
+	// +ignore=["**", "!go.mod", "!go.sum", "!ci/go.mod", "!cmd/sandbox-cluster/**", "!testcluster/fakenode/**", "!testcluster/fakekubelet/**", "!tools/testcluster/controlplane/**", "**/*_test.go", "**/testdata/**"]
+	repo *dagger.Directory,
+	// Replay one deploy of this branch (dv-stage or dv-main) instead of the whole tour.
+	// +optional
+	branch string,
+	// Application environment JSON for the deploys (default: a harmless sample).
+	// +optional
+	secretsJson *dagger.Secret,
+	// GCP credentials JSON for the deploys (default: none; the release keeps the chart's Secret name).
+	// +optional
+	credsJson *dagger.Secret,
+	// Commit SHA used as the image tag.
+	// +optional
+	commit string,
+) (string, error) {
+	return m.sandbox(ctx, repo, branch, secretsJson, credsJson, commit)
+}
+
+// appendFlag appends name and value unless value is empty.
+func appendFlag(args []string, name, value string) []string {
+	if value == "" {
+		return args
+	}
+	return append(args, name, value)
+}
+
+// withJSON appends --json when asked.
+func withJSON(args []string, asJSON bool) []string {
+	if asJSON {
+		return append(args, "--json")
+	}
+	return args
+}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/ringg/ringg-ci/ci/internal/dagger"
+	"github.com/ringg/ringg-ci/ci/scrub"
+)
+
+const (
+	// goImage builds the ringg-ci command (go.mod asks for Go 1.26.1 or
+	// later) and is the base it runs on: it has CA certificates for Google's
+	// APIs.
+	goImage      = "golang:1.26.8-bookworm"
+	goModCache   = "/go/pkg/mod"
+	goBuildCache = "/root/.cache/go-build"
+
+	// chartPath is where the chart is mounted in the runner.
+	chartPath = "/work/chart"
+	// clusterAlias is the host name --cluster is bound under in the runner.
+	clusterAlias = "cluster"
+
+	// The environment variables the ringg-ci command reads its credentials
+	// and secret documents from (runner/cli).
+	envKubeconfig       = "RINGG_CI_KUBECONFIG"
+	envAccessToken      = "RINGG_CI_ACCESS_TOKEN"
+	envCredentialsJSON  = "RINGG_CI_CREDENTIALS_JSON"
+	envSecretsJSON      = "RINGG_CI_SECRETS_JSON"
+	envCredsJSON        = "RINGG_CI_CREDS_JSON"
+	envOIDCRequestURL   = "ACTIONS_ID_TOKEN_REQUEST_URL"
+	envOIDCRequestToken = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+)
+
+// goBuilder is the Go toolchain with module and build caches in cache
+// volumes, so a second run compiles nothing that did not change. The same
+// flags for every Go build in the module let them share compiled packages.
+func goBuilder() *dagger.Container {
+	return dag.Container().From(goImage).
+		WithMountedCache(goModCache, dag.CacheVolume("ringg-ci-go-mod")).
+		WithMountedCache(goBuildCache, dag.CacheVolume("ringg-ci-go-build")).
+		WithEnvVariable("GOCACHE", goBuildCache).
+		WithEnvVariable("GOFLAGS", "-trimpath").
+		WithEnvVariable("CGO_ENABLED", "0")
+}
+
+// runnerRelease is the ringg-ci runner image the release workflow
+// (.github/workflows/release.yml) published for every platform, pinned by
+// digest, with the digest of the runner source it was built from. A run
+// whose runner source has exactly that digest pulls it (seconds); any other,
+// an unreleased commit or a local edit, builds the runner from source, which
+// costs a cold engine about two minutes once (docs/benchmarks.md). Empty
+// until the first release.
+var runnerRelease = struct{ image, sourceDigest string }{}
+
+// runnerBinary compiles the ringg-ci command from the runner source for a
+// platform: natively or cross-compiled, never emulated (pure Go, no cgo).
+func (m *RinggCi) runnerBinary(platform dagger.Platform) *dagger.File {
+	goos, goarch, _ := strings.Cut(string(platform), "/")
+	goarch, _, _ = strings.Cut(goarch, "/")
+	return goBuilder().
+		WithDirectory("/src", m.RunnerSource).
+		WithWorkdir("/src").
+		WithEnvVariable("GOOS", goos).
+		WithEnvVariable("GOARCH", goarch).
+		WithExec([]string{"go", "build", "-ldflags=-s -w", "-o", "/out/ringg-ci", "./cmd/ringg-ci"}).
+		File("/out/ringg-ci")
+}
+
+// runnerImage is the ringg-ci command alone on an empty base with the CA
+// certificates Google's APIs need: what the release publishes.
+func runnerImage(platform dagger.Platform, bin *dagger.File) *dagger.Container {
+	return dag.Container(dagger.ContainerOpts{Platform: platform}).
+		WithFile("/etc/ssl/certs/ca-certificates.crt", dag.Container().From(goImage).File("/etc/ssl/certs/ca-certificates.crt")).
+		WithFile("/usr/local/bin/ringg-ci", bin).
+		WithEnvVariable("PATH", "/usr/local/bin").
+		// Helm keeps its cache and config under $HOME.
+		WithEnvVariable("HOME", "/tmp").
+		WithEntrypoint([]string{"/usr/local/bin/ringg-ci"}).
+		WithLabel("org.opencontainers.image.title", "ringg-ci").
+		WithLabel("org.opencontainers.image.description", "the ringg-ci release engine: deploy, promote, rollback, status, plan")
+}
+
+// runner is a container with the ringg-ci command, the released image when
+// it was built from this runner source, else built from it, and the chart at
+// chartPath.
+func (m *RinggCi) runner(ctx context.Context) (*dagger.Container, error) {
+	var ctr *dagger.Container
+	if runnerRelease.image != "" {
+		digest, err := m.RunnerSource.Digest(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("hash the runner source: %w", err)
+		}
+		if digest == runnerRelease.sourceDigest {
+			ctr = dag.Container().From(runnerRelease.image)
+		} else {
+			logf("the pinned runner %s was built from runner source %s; this run's is %s: building the runner from source (a few minutes, once per engine)",
+				runnerRelease.image, runnerRelease.sourceDigest, digest)
+		}
+	}
+	if ctr == nil {
+		native, err := dag.DefaultPlatform(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read the engine's platform: %w", err)
+		}
+		ctr = runnerImage(native, m.runnerBinary(native))
+	}
+	return ctr.
+		// A plain directory, not a tmpfs: the files the runner writes for the
+		// module (the target, a registry password) are read back from it.
+		WithDirectory("/tmp", dag.Directory()).
+		WithDirectory(chartPath, m.Chart).
+		WithWorkdir("/work"), nil
+}
+
+// documents are the secret documents a verb applies or compares.
+type documents struct {
+	secretsJSON, credsJSON *dagger.Secret
+}
+
+// call is one run of the ringg-ci command.
+type call struct {
+	// args are the verb and its own flags.
+	args []string
+	// cluster: the verb talks to a cluster (kubeconfig or GKE).
+	cluster bool
+	// google: the verb needs Google credentials but no cluster.
+	google bool
+	docs   documents
+}
+
+// run runs the ringg-ci command and returns what it printed on standard
+// output; a failure returns its error lines (its progress is in the log).
+func (m *RinggCi) run(ctx context.Context, c call) (string, error) {
+	ctr, err := m.exec(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	return ctr.Stdout(ctx)
+}
+
+// exec runs the ringg-ci command and returns the container after it, once
+// it exited 0.
+func (m *RinggCi) exec(ctx context.Context, c call) (*dagger.Container, error) {
+	s := newScrubber()
+	ctr, err := m.runner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Every run is a new run: never reuse the output of an earlier one.
+	ctr = ctr.WithEnvVariable("RINGG_CI_RUN", s.run)
+	args := append([]string{"ringg-ci"}, c.args...)
+	if c.args[0] != "lint-chart" {
+		args = append(args, m.overrideFlags()...)
+	}
+	switch c.args[0] {
+	case "deploy", "plan", "promote", "rollback", "target", "lint-chart", "takeover":
+		args = append(args, "--chart", chartPath)
+	}
+	if c.cluster || c.google {
+		if ctr, args, err = m.withGoogle(ctx, ctr, args, s); err != nil {
+			return nil, err
+		}
+	}
+	if c.cluster {
+		if ctr, args, err = m.withCluster(ctx, ctr, args, s); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []struct {
+		env, what string
+		secret    *dagger.Secret
+	}{{envSecretsJSON, "secrets-json", c.docs.secretsJSON}, {envCredsJSON, "creds-json", c.docs.credsJSON}} {
+		if d.secret == nil {
+			continue
+		}
+		if ctr, err = s.mount(ctx, ctr, d.env, d.what, d.secret, scrub.JSONValues); err != nil {
+			return nil, err
+		}
+	}
+	ctr = ctr.WithExec(args, dagger.ContainerWithExecOpts{Expect: dagger.ReturnTypeAny})
+	code, err := ctr.ExitCode(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("run ringg-ci %s: %w", c.args[0], err)
+	}
+	if code != 0 {
+		stderr, _ := ctr.Stderr(ctx)
+		stdout, _ := ctr.Stdout(ctx)
+		return nil, commandError(c.args[0], code, stdout, stderr)
+	}
+	return ctr, nil
+}
+
+// commandError is the error of a failed ringg-ci run: its own error lines
+// (progress was logged as it ran) and what it printed as a result, e.g. the
+// health table that says which pods failed.
+func commandError(verb string, code int, stdout, stderr string) error {
+	var lines []string
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "ringg-ci") || len(lines) > 0 {
+			lines = append(lines, line)
+		}
+	}
+	msg := strings.TrimSpace(strings.Join(lines, "\n"))
+	if msg == "" {
+		msg = fmt.Sprintf("ringg-ci %s exited %d; its log is above (--progress plain shows all of it)", verb, code)
+	}
+	if out := strings.TrimSpace(stdout); out != "" {
+		msg += "\n" + out
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// overrideFlags passes the target overrides on.
+func (m *RinggCi) overrideFlags() []string {
+	var args []string
+	args = appendFlag(args, "--project", m.Project)
+	args = appendFlag(args, "--image-repository", m.Image)
+	args = appendFlag(args, "--cluster-name", m.ClusterName)
+	args = appendFlag(args, "--cluster-location", m.ClusterLocation)
+	args = appendFlag(args, "--namespace", m.Namespace)
+	return args
+}
+
+// withGoogle mounts the Google credentials.
+func (m *RinggCi) withGoogle(ctx context.Context, ctr *dagger.Container, args []string, s *scrubber) (*dagger.Container, []string, error) {
+	var err error
+	for _, c := range []struct {
+		env, what string
+		secret    *dagger.Secret
+		leaves    func(string) []string
+	}{
+		{envAccessToken, "access-token", m.AccessToken, nil},
+		{envCredentialsJSON, "credentials-json", m.CredentialsJson, scrub.JSONValues},
+		{envOIDCRequestURL, "oidc-request-url", m.OidcRequestUrl, nil},
+		{envOIDCRequestToken, "oidc-request-token", m.OidcRequestToken, nil},
+	} {
+		if c.secret == nil {
+			continue
+		}
+		if ctr, err = s.mount(ctx, ctr, c.env, c.what, c.secret, c.leaves); err != nil {
+			return nil, nil, err
+		}
+	}
+	args = appendFlag(args, "--workload-identity-provider", m.WorkloadIdentityProvider)
+	args = appendFlag(args, "--service-account", m.ServiceAccount)
+	return ctr, args, nil
+}
+
+// withCluster mounts the kubeconfig and binds --cluster.
+func (m *RinggCi) withCluster(ctx context.Context, ctr *dagger.Container, args []string, s *scrubber) (*dagger.Container, []string, error) {
+	if m.Kubeconfig == nil {
+		if m.Cluster != nil {
+			return nil, nil, fmt.Errorf("--cluster needs --kubeconfig: pass the kubeconfig of the API server it tunnels to")
+		}
+		return ctr, args, nil
+	}
+	ctr, err := s.mount(ctx, ctr, envKubeconfig, "kubeconfig", m.Kubeconfig, scrub.KubeconfigValues)
+	if err != nil {
+		return nil, nil, err
+	}
+	args = appendFlag(args, "--context", m.KubeContext)
+	if m.Cluster != nil {
+		endpoint, err := m.Cluster.Endpoint(ctx, dagger.ServiceEndpointOpts{Port: m.ClusterPort})
+		if err != nil {
+			return nil, nil, fmt.Errorf("reach --cluster: %w; pass it as tcp://localhost:PORT of the API server", err)
+		}
+		_, port, err := net.SplitHostPort(endpoint)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reach --cluster: endpoint %q has no port: %w", endpoint, err)
+		}
+		ctr = ctr.WithServiceBinding(clusterAlias, m.Cluster)
+		args = append(args, "--server", net.JoinHostPort(clusterAlias, port))
+		args = appendFlag(args, "--tls-server-name", m.ClusterTlsServerName)
+	}
+	return ctr, args, nil
+}
+
+// targetInfo is what `ringg-ci target` prints (runner/cli).
+type targetInfo struct {
+	Name         string   `json:"name"`
+	Platforms    []string `json:"platforms"`
+	Image        string   `json:"image"`
+	RegistryHost string   `json:"artifactRegistryHost"`
+}
+
+// targetInfo asks the ringg-ci command for a target (overrides applied).
+func (m *RinggCi) targetInfo(ctx context.Context, args ...string) (targetInfo, error) {
+	return m.targetInfoWith(ctx, documents{}, args...)
+}
+
+// targetInfoWith asks for a target with the secret documents, for a --check.
+// The answer comes through a file: what the runner prints is scrubbed of every
+// secret value, which would corrupt an image repository that happens to
+// contain one.
+func (m *RinggCi) targetInfoWith(ctx context.Context, docs documents, args ...string) (targetInfo, error) {
+	const file = "/tmp/target.json"
+	ctr, err := m.exec(ctx, call{args: append([]string{"target", "--out", file}, args...), docs: docs})
+	if err != nil {
+		return targetInfo{}, err
+	}
+	out, err := ctr.File(file).Contents(ctx)
+	if err != nil {
+		return targetInfo{}, fmt.Errorf("read the target ringg-ci wrote: %w", err)
+	}
+	var t targetInfo
+	if err := json.Unmarshal([]byte(out), &t); err != nil {
+		return t, fmt.Errorf("read the target ringg-ci printed: %w", err)
+	}
+	if len(t.Platforms) == 0 || t.Image == "" {
+		return t, fmt.Errorf("ringg-ci printed target %q without platforms or image", t.Name)
+	}
+	return t, nil
+}
+
+// scrubber registers secret values with the engine under names unique to
+// one run. Dagger v0.21 scrubs a value from an exec's output only when that
+// exec has it as a secret variable or file, so every value that could be
+// printed is mounted into the runner as its own secret variable.
+type scrubber struct {
+	run string
+	n   int
+}
+
+func newScrubber() *scrubber { return &scrubber{run: strings.ToLower(rand.Text())} }
+
+// mount adds secret as the variable env, and each of the values leaves finds
+// in it as a scrub-only variable.
+func (s *scrubber) mount(ctx context.Context, ctr *dagger.Container, env, what string, secret *dagger.Secret, leaves func(string) []string) (*dagger.Container, error) {
+	ctr = ctr.WithSecretVariable(env, secret)
+	if leaves == nil {
+		return ctr, nil
+	}
+	plain, err := secret.Plaintext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read --%s: %w", what, err)
+	}
+	for _, v := range leaves(plain) {
+		s.n++
+		name := fmt.Sprintf("ringg-ci-%s-%s-%d", s.run, what, s.n)
+		ctr = ctr.WithSecretVariable(fmt.Sprintf("RINGG_CI_SCRUB_%d", s.n), dag.SetSecret(name, v))
+	}
+	return ctr, nil
+}

@@ -1,0 +1,470 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	helmchart "helm.sh/helm/v3/pkg/chart"
+
+	"github.com/ringg/ringg-ci/runner/chart"
+	"github.com/ringg/ringg-ci/runner/gcpauth"
+	"github.com/ringg/ringg-ci/runner/ops"
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/ci/targets"
+)
+
+// summarizer is the result of a release verb.
+type summarizer interface{ Summary() string }
+
+// execute connects to t's cluster, runs one release verb with progress
+// logged at a steady pace and prints its summary (or JSON).
+func (r *runner) execute(ctx context.Context, t targets.Target, run func(release.Clients, release.Options) (summarizer, error)) error {
+	clients, err := r.clients(ctx, t)
+	if err != nil {
+		return err
+	}
+	res, err := run(clients, r.progressOptions())
+	if err != nil {
+		return err
+	}
+	return r.print(res.Summary(), res)
+}
+
+func runDeploy(ctx context.Context, r *runner, args []string) error {
+	var branch, image, holder string
+	var sf secretFiles
+	var timeout time.Duration
+	var standIn bool
+	f := r.flags("deploy").target().cluster().chart().output()
+	f.standIn(&standIn)
+	f.StringVar(&branch, "branch", "", "branch that was pushed: "+strings.Join(targets.Branches(), " or "))
+	f.StringVar(&image, "image", "", "image to deploy, repository@sha256:… as printed by publish")
+	f.secrets(&sf)
+	f.duration(&timeout, "timeout", 0, "how long to wait for the rollout before rolling back (default: computed from replicas, probes and drain)")
+	f.holder(&holder)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	target, err := targets.ForBranch(branch)
+	if err != nil {
+		return err
+	}
+	bundle, names, err := r.bundle(sf, target.With(r.overrides).Namespace)
+	if err != nil {
+		return err
+	}
+	plan, err := pipeline.NewDeploy(pipeline.DeployInput{
+		Branch: branch, Overrides: r.overrides, ChartDir: r.chartDir, Image: image,
+		NewSecrets: names, Timeout: timeout, Holder: r.holderOr(holder), StandIn: standIn,
+	})
+	if err != nil {
+		return err
+	}
+	return r.execute(ctx, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
+		return (&release.Deployer{Clients: c, Plan: plan, Secrets: bundle, Options: o}).Run(ctx)
+	})
+}
+
+func runPlan(ctx context.Context, r *runner, args []string) error {
+	var branch, image string
+	var sf secretFiles
+	f := r.flags("plan").target().cluster().chart().output()
+	f.StringVar(&branch, "branch", "", "branch to plan: "+strings.Join(targets.Branches(), " or "))
+	f.StringVar(&image, "image", "", "image (repository@sha256:…) to plan with (default: the digest the release runs now)")
+	f.secrets(&sf)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	target, err := targets.ForBranch(branch)
+	if err != nil {
+		return err
+	}
+	target = target.With(r.overrides)
+	bundle, names, err := r.bundle(sf, target.Namespace)
+	if err != nil {
+		return err
+	}
+	clients, err := r.clients(ctx, target)
+	if err != nil {
+		return err
+	}
+	if image == "" {
+		if image, err = release.RunningImage(ctx, clients, target); err != nil {
+			return err
+		}
+	}
+	plan, err := pipeline.NewDeploy(pipeline.DeployInput{
+		Branch: branch, Overrides: r.overrides, ChartDir: r.chartDir, Image: image, NewSecrets: names,
+	})
+	if err != nil {
+		return err
+	}
+	res, err := (&release.Planner{Clients: clients, Plan: plan, Secrets: bundle}).Run(ctx)
+	if err != nil {
+		return err
+	}
+	return r.print(res.String(), res)
+}
+
+func runPromote(ctx context.Context, r *runner, args []string) error {
+	var expected, holder string
+	var soak, timeout time.Duration
+	var dryRun bool
+	f := r.flags("promote").target().cluster().chart().output()
+	f.StringVar(&expected, "expected-digest", "", "refuse unless the canary runs this digest (sha256:…)")
+	f.duration(&soak, "soak", pipeline.DefaultSoak, "how long the canary must run without a container restart")
+	f.BoolVar(&dryRun, "dry-run", false, "show the gate's findings and the change to stable, and change nothing")
+	f.duration(&timeout, "timeout", 0, "how long to wait for stable's rollout before rolling back (default: computed)")
+	f.holder(&holder)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	plan, err := pipeline.NewPromote(pipeline.PromoteInput{
+		Overrides: r.overrides, ChartDir: r.chartDir, ExpectedDigest: expected,
+		Soak: soak, Timeout: timeout, Holder: r.holderOr(holder), DryRun: dryRun,
+	})
+	if err != nil {
+		return err
+	}
+	return r.execute(ctx, plan.To, func(c release.Clients, o release.Options) (summarizer, error) {
+		return (&release.Promoter{Clients: c, Plan: plan, Options: o}).Run(ctx)
+	})
+}
+
+func runRollback(ctx context.Context, r *runner, args []string) error {
+	var target, holder string
+	var revision int
+	var timeout time.Duration
+	f := r.flags("rollback").target().cluster().chart().output()
+	f.StringVar(&target, "target", "", "target to roll back: staging, canary or stable")
+	f.IntVar(&revision, "revision", 0, "revision to return to (default: the previous one; for the canary: stable's image)")
+	f.duration(&timeout, "timeout", 0, "how long to wait for the rollout (default: computed)")
+	f.holder(&holder)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	plan, err := pipeline.NewRollback(pipeline.RollbackInput{
+		Target: targetName(target), Overrides: r.overrides, Revision: revision,
+		ChartDir: r.chartDir, Timeout: timeout, Holder: r.holderOr(holder),
+	})
+	if err != nil {
+		return err
+	}
+	return r.execute(ctx, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
+		return (&release.Rollbacker{Clients: c, Plan: plan, Options: o}).Run(ctx)
+	})
+}
+
+func runStatus(ctx context.Context, r *runner, args []string) error {
+	var names []targets.Name
+	f := r.flags("status").target().cluster().output()
+	f.Func("target", "target to show, repeatable (default: all of them)", func(s string) error {
+		if _, err := targets.Get(targetName(s)); err != nil {
+			return err
+		}
+		names = append(names, targetName(s))
+		return nil
+	})
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	var wanted []targets.Target
+	for _, t := range targets.All() {
+		if len(names) == 0 || slices.Contains(names, t.Name) {
+			wanted = append(wanted, t.With(r.overrides))
+		}
+	}
+	// Staging and production live in different clusters: read each cluster's
+	// targets through its own connection.
+	st := &release.Status{}
+	for _, group := range byCluster(wanted) {
+		names := make([]targets.Name, len(group))
+		for i, t := range group {
+			names[i] = t.Name
+		}
+		plan, err := pipeline.NewStatus(names, r.overrides)
+		if err != nil {
+			return err
+		}
+		clients, err := r.clients(ctx, plan.Targets[0])
+		if err != nil {
+			return err
+		}
+		part, err := (&release.Statuser{Clients: clients, Plan: plan}).Run(ctx)
+		if err != nil {
+			return err
+		}
+		st.Merge(part)
+	}
+	return r.print(st.String(), st)
+}
+
+// byCluster groups targets by the cluster they run in, keeping their order.
+func byCluster(ts []targets.Target) [][]targets.Target {
+	var groups [][]targets.Target
+	index := map[targets.Cluster]int{}
+	for _, t := range ts {
+		i, ok := index[t.Cluster]
+		if !ok {
+			i = len(groups)
+			index[t.Cluster] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], t)
+	}
+	return groups
+}
+
+// operation parses the flags of health, logs and scale (a --target and the
+// verb's own) and connects to the target's cluster.
+func (r *runner) operation(ctx context.Context, f flags, target *string, args []string) (targets.Target, release.Clients, error) {
+	if err := f.parse(args); err != nil {
+		return targets.Target{}, release.Clients{}, err
+	}
+	t, err := targets.Get(targetName(*target))
+	if err != nil {
+		return t, release.Clients{}, err
+	}
+	t = t.With(r.overrides)
+	if err := t.Validate(); err != nil {
+		return t, release.Clients{}, err
+	}
+	c, err := r.kubeClients(ctx, t)
+	return t, c, err
+}
+
+func runHealth(ctx context.Context, r *runner, args []string) error {
+	var target string
+	var timeout time.Duration
+	f := r.flags("health").target().cluster().output()
+	f.StringVar(&target, "target", "", "target whose pods to check: staging, canary or stable")
+	f.duration(&timeout, "timeout", 10*time.Second, "time each pod gets to answer, port-forward included")
+	t, c, err := r.operation(ctx, f, &target, args)
+	if err != nil {
+		return err
+	}
+	rep, err := ops.Health(ctx, c.Config, c.Kube, t, ops.HealthOptions{Timeout: timeout, Logger: c.Logger})
+	if perr := r.print(rep.String(), rep); perr != nil {
+		return perr
+	}
+	return err
+}
+
+func runLogs(ctx context.Context, r *runner, args []string) error {
+	var target, pod string
+	var since time.Duration
+	var tail int64
+	f := r.flags("logs").target().cluster()
+	f.StringVar(&target, "target", "", "target whose pods to read: staging, canary or stable")
+	f.Int64Var(&tail, "tail", 0, "at most this many last lines per pod (default 500)")
+	f.duration(&since, "since", 0, "only lines logged within this long (default: what the container still has)")
+	f.StringVar(&pod, "pod", "", "only this pod (one of the target's)")
+	t, c, err := r.operation(ctx, f, &target, args)
+	if err != nil {
+		return err
+	}
+	rep, err := ops.Logs(ctx, c.Kube, t, ops.LogOptions{Since: since, Pod: pod, TailLines: tail})
+	if err != nil {
+		return err
+	}
+	return r.print(rep.String(), rep)
+}
+
+func runScale(ctx context.Context, r *runner, args []string) error {
+	var target string
+	var replicas int
+	var wait time.Duration
+	f := r.flags("scale").target().cluster()
+	f.StringVar(&target, "target", "", "target to scale: staging, canary or stable")
+	f.IntVar(&replicas, "replicas", -1, "replica count to set")
+	f.duration(&wait, "wait", 5*time.Minute, "how long to wait for the replicas to be ready; 0s returns at once")
+	t, c, err := r.operation(ctx, f, &target, args)
+	if err != nil {
+		return err
+	}
+	if replicas < 0 {
+		return fmt.Errorf("%w: --replicas is required: pass the replica count to set", ErrUsage)
+	}
+	res, err := ops.Scale(ctx, c.Kube, t, replicas, ops.ScaleOptions{Wait: wait, Logger: c.Logger})
+	if err != nil {
+		return err
+	}
+	return r.print(res.String(), res)
+}
+
+// targetInfo is what `target` prints: what a caller needs to build and push
+// a target's image before deploying it.
+type targetInfo struct {
+	Name      targets.Name `json:"name"`
+	Branch    string       `json:"branch,omitempty"`
+	Platforms []string     `json:"platforms"`
+	Image     string       `json:"image"`
+	// RegistryHost is set when Image is in Artifact Registry: push with a
+	// Google access token (registry-login).
+	RegistryHost string `json:"artifactRegistryHost,omitempty"`
+	Release      string `json:"release"`
+	Namespace    string `json:"namespace"`
+}
+
+func runTarget(_ context.Context, r *runner, args []string) error {
+	var branch, target, out string
+	var check, standIn bool
+	var sf secretFiles
+	r.asJSON = true
+	f := r.flags("target").target().chart()
+	f.StringVar(&out, "out", "", "write the JSON to this file instead of standard output (a program reading it then sees it unscrubbed)")
+	f.StringVar(&branch, "branch", "", "the target a push of this branch deploys")
+	f.StringVar(&target, "target", "", "the target called so: staging, canary or stable")
+	f.BoolVar(&check, "check", false, "validate a deploy of --branch before anything is built: the Secret documents, the overrides and the chart's render")
+	f.secrets(&sf)
+	f.standIn(&standIn)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	var t targets.Target
+	var err error
+	switch {
+	case branch != "" && target != "":
+		return fmt.Errorf("%w: pass --branch or --target, not both", ErrUsage)
+	case branch != "":
+		t, err = targets.ForBranch(branch)
+	default:
+		t, err = targets.Get(targetName(target))
+	}
+	if err != nil {
+		return err
+	}
+	t = t.With(r.overrides)
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if standIn {
+		if err := pipeline.RefuseStandIn(t); err != nil {
+			return err
+		}
+	}
+	if check {
+		if branch == "" {
+			return fmt.Errorf("%w: --check validates a deploy: pass --branch", ErrUsage)
+		}
+		if err := r.checkDeploy(branch, t.Namespace, sf); err != nil {
+			return err
+		}
+	}
+	info := targetInfo{Name: t.Name, Branch: t.Branch, Platforms: t.Platforms, Image: t.Image, Release: t.Release, Namespace: t.Namespace}
+	if host, err := gcpauth.RegistryHost(t.Image); err == nil {
+		info.RegistryHost = host
+	}
+	if out == "" {
+		return r.print("", info)
+	}
+	text, err := jsonText(info)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		return fmt.Errorf("write the target to %s: %w", out, err)
+	}
+	_, err = fmt.Fprintf(r.env.Stdout, "target %s: %s for %s\n", t.Name, t.Image, strings.Join(t.Platforms, ", "))
+	return err
+}
+
+// checkDeploy validates everything of a deploy that can be checked before
+// the image exists: the Secret documents, the plan and the chart's render
+// with a placeholder digest.
+func (r *runner) checkDeploy(branch, namespace string, sf secretFiles) error {
+	_, names, err := r.bundle(sf, namespace)
+	if err != nil {
+		return err
+	}
+	plan, err := pipeline.NewDeploy(pipeline.DeployInput{
+		Branch: branch, Overrides: r.overrides, ChartDir: r.chartDir, Image: pipeline.PlaceholderDigest, NewSecrets: names,
+	})
+	if err != nil {
+		return err
+	}
+	ch, err := chart.Load(r.chartDir)
+	if err != nil {
+		return err
+	}
+	return lintTarget(r.chartDir, ch, plan.Target, nil)
+}
+
+func runLintChart(_ context.Context, r *runner, args []string) error {
+	f := r.flags("lint-chart").chart()
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	ch, err := chart.Load(r.chartDir)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets.All() {
+		if err := lintTarget(r.chartDir, ch, t, r.log); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(r.env.Stdout, "chart %s: lint clean for %d targets\n", r.chartDir, len(targets.All()))
+	return err
+}
+
+// lintTarget lints and renders the chart in dir, loaded as ch, with t's
+// values and a placeholder image; log, when set, hears what rendered.
+func lintTarget(dir string, ch *helmchart.Chart, t targets.Target, log interface{ Info(string, ...any) }) error {
+	computed := pipeline.ComputedValues(pipeline.Image{Repository: t.Image, Digest: pipeline.PlaceholderDigest}, pipeline.SecretNames{})
+	if err := chart.Lint(dir, t.ValuesFiles, computed); err != nil {
+		return err
+	}
+	vals, err := chart.Values(dir, t.ValuesFiles, computed)
+	if err != nil {
+		return err
+	}
+	ms, err := chart.Render(ch, vals, chart.RenderOptions{Release: t.Release, Namespace: t.Namespace})
+	if err != nil {
+		return err
+	}
+	if log != nil {
+		log.Info("chart lint clean", "target", t.Name, "renders", strings.Join(ms.Kinds(), ", "))
+	}
+	return nil
+}
+
+func runRegistryLogin(ctx context.Context, r *runner, args []string) error {
+	var target, out string
+	f := r.flags("registry-login").target().google()
+	f.StringVar(&target, "target", "", "target whose Artifact Registry repository is pushed to, with its identity: staging, canary or stable")
+	f.StringVar(&out, "password-file", "", "file to write the password to (never printed)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if out == "" {
+		return fmt.Errorf("%w: --password-file is required: the password is never printed", ErrUsage)
+	}
+	t, err := targets.Get(targetName(target))
+	if err != nil {
+		return err
+	}
+	t = t.With(r.overrides)
+	host, err := gcpauth.RegistryHost(t.Image)
+	if err != nil {
+		return err
+	}
+	ts, err := r.tokenSource(ctx, t)
+	if err != nil {
+		return err
+	}
+	user, password, err := gcpauth.RegistryCredentials(ts)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(password), 0o600); err != nil {
+		return fmt.Errorf("write the registry password: %w", err)
+	}
+	_, err = fmt.Fprintf(r.env.Stdout, "%s %s\n", host, user)
+	return err
+}
