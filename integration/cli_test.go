@@ -43,12 +43,13 @@ func (c *cliEnv) run(args ...string) cliRun {
 	c.t.Helper()
 	var out, errb bytes.Buffer
 	code := cli.Run(context.Background(), args, cli.Env{
-		Getenv:   func(k string) string { return c.env[k] },
-		ReadFile: os.ReadFile,
-		Stdout:   &out,
-		Stderr:   &errb,
-		Hostname: func() (string, error) { return "cli-test", nil },
-		Now:      time.Now,
+		LookupEnv: func(k string) (string, bool) { v, ok := c.env[k]; return v, ok },
+		Getenv:    func(k string) string { return c.env[k] },
+		ReadFile:  os.ReadFile,
+		Stdout:    &out,
+		Stderr:    &errb,
+		Hostname:  func() (string, error) { return "cli-test", nil },
+		Now:       time.Now,
 	})
 	c.all.WriteString(out.String() + errb.String())
 	if code != 0 && testing.Verbose() {
@@ -181,4 +182,32 @@ func TestCLIAcceptsTheOldPipelinesSecretsJSONWithWarnings(t *testing.T) {
 	assert.Equal(t, r.code, 0, r.stderr)
 	assert.Assert(t, is.Contains(r.stderr, `level=WARN msg="app secrets JSON: key \"redis-url\": is not a portable`), r.stderr)
 	noLeak(t, c.all.String())
+}
+
+// A secrets document given empty (a GitHub secret missing from the job's
+// environment expands env://SECRETS_JSON to "") is refused, not taken as
+// "not given", which would keep the release's old Secrets.
+func TestCLIRefusesAnEmptyDocumentGiven(t *testing.T) {
+	c := newCLIEnv(t)
+	img := "--image=asia-south1-docker.pkg.dev/desivocalprod01/ringg-registry-stage/dv-pipecat@" + digest("a")
+	c.env[cli.EnvSecretsJSON] = string(appEnvJSON("first"))
+	r := c.inNS("deploy", "--branch", "dv-stage", img)
+	assert.Equal(t, r.code, 0, r.stderr)
+	e := newRelEnvIn(t, c.ns)
+	before := e.snapshot()
+
+	empty := filepath.Join(t.TempDir(), "empty.json")
+	assert.NilError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	for name, setup := range map[string]func() []string{
+		"from the environment": func() []string { c.env[cli.EnvSecretsJSON] = ""; return nil },
+		"from a file":          func() []string { delete(c.env, cli.EnvSecretsJSON); return []string{"--secrets-json", empty} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := append([]string{"--branch", "dv-stage", img}, setup()...)
+			r := c.inNS("deploy", args...)
+			assert.Equal(t, r.code, 1, r.stderr)
+			assert.Assert(t, is.Contains(r.stderr, "--secrets-json was given but is empty"))
+			assert.DeepEqual(t, e.snapshot(), before)
+		})
+	}
 }

@@ -19,11 +19,11 @@ import (
 	"gotest.tools/v3/assert"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ringg/ringg-ci/runner/gcpauth"
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/gcpauth"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/runner/secrets"
-	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // leakMarker is in every secret value of the reliability and leak tests

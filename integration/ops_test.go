@@ -12,9 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/runner/release"
-	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 )
 

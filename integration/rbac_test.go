@@ -20,10 +20,10 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/ops"
+	"github.com/ringg/ringg-ci/runner/release"
 )
 
 const rbacFile = "../deploy/rbac/role.yaml"

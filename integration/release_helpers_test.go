@@ -107,3 +107,16 @@ func (e *relEnv) appsVersions(ctx context.Context) (string, bool) {
 	}
 	return b.String(), true
 }
+
+// chartWithValues copies the chart with one text of a values file replaced.
+func chartWithValues(t *testing.T, file, old, new string) string {
+	t.Helper()
+	dir := t.TempDir()
+	assert.NilError(t, os.CopyFS(dir, os.DirFS(chartDir)))
+	path := filepath.Join(dir, file)
+	raw, err := os.ReadFile(path)
+	assert.NilError(t, err)
+	assert.Assert(t, strings.Contains(string(raw), old), "%s has no %q", file, old)
+	assert.NilError(t, os.WriteFile(path, []byte(strings.Replace(string(raw), old, new, 1)), 0o644))
+	return dir
+}

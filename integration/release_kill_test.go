@@ -13,10 +13,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/lock"
+	"github.com/ringg/ringg-ci/runner/release"
 )
 
 // Environment of the child process TestReleaseDeployKilledThenRerun kills.
@@ -65,9 +65,9 @@ func TestReleaseDeployKilledThenRerun(t *testing.T) {
 		return !errors.Is(err, lock.ErrHeld)
 	})
 	assert.NilError(t, err)
-	assert.Equal(t, res.Recovered, "revision 2 of release dv-pipecat-canary was left pending-upgrade by an interrupted run: marked failed")
+	assert.Equal(t, res.Recovered, "revision 2 of release dv-pipecat-canary was left pending-upgrade by an interrupted run: marked interrupted")
 	assert.Equal(t, res.Revision, 3)
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:superseded", "3:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/interrupted", "3:deployed/proven"})
 	assert.Equal(t, image(e.deployment("dv-pipecat-canary")), prodRepo+"@"+digest("c"))
 }
 

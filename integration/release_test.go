@@ -24,12 +24,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
 	cikube "github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/lock"
-	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/runner/secrets"
-	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 const (
@@ -163,7 +163,11 @@ func statuses(h []*hrelease.Release) []string {
 			out = append(out, "pruned")
 			continue
 		}
-		out = append(out, fmt.Sprintf("%d:%s", r.Version, r.Info.Status))
+		s := fmt.Sprintf("%d:%s", r.Version, r.Info.Status)
+		if o := r.Labels[release.LabelOutcome]; o != "" {
+			s += "/" + o
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -264,7 +268,7 @@ func TestReleaseDeployInstallsThenUpgrades(t *testing.T) {
 	// The release record holds exactly the computed values over the files:
 	// names of Secrets, never their content.
 	h := e.history("dv-pipecat-canary")
-	assert.DeepEqual(t, statuses(h), []string{"1:deployed"})
+	assert.DeepEqual(t, statuses(h), []string{"1:deployed/proven"})
 	cfgJSON, err := json.Marshal(h[0].Config)
 	assert.NilError(t, err)
 	noLeak(t, string(cfgJSON))
@@ -286,7 +290,7 @@ func TestReleaseDeployInstallsThenUpgrades(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, res.Revision, 3)
 	assert.Equal(t, e.deployment("dv-pipecat-canary").Generation, gen)
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:superseded", "3:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/proven", "3:deployed/proven"})
 	noLeak(t, e.logs.String())
 }
 
@@ -308,7 +312,7 @@ func TestReleaseDeployNeverReadyRollsBack(t *testing.T) {
 
 	assert.Equal(t, res.Revision, 3)
 	assert.Equal(t, res.Status, "deployed")
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:failed", "3:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/failed", "3:deployed/proven"})
 	assert.Assert(t, strings.HasPrefix(e.history("dv-pipecat-canary")[1].Info.Description, "rollout failed: "))
 	assert.Equal(t, image(e.deployment("dv-pipecat-canary")), prodRepo+"@"+digest("a"))
 }
@@ -325,7 +329,7 @@ func TestReleaseDeployCrashLoopFailsFast(t *testing.T) {
 	assert.Assert(t, !errors.Is(err, cikube.ErrRolloutTimeout), "%v", err)
 	assert.ErrorContains(t, err, "restarted 2 times (limit 2)")
 	assert.ErrorContains(t, err, "CrashLoopBackOff after")
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:failed", "3:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/failed", "3:deployed/proven"})
 }
 
 func TestReleaseDeployPullErrorOnFirstInstallUninstalls(t *testing.T) {
@@ -404,12 +408,12 @@ func TestReleaseDeployRecoversInterruptedRun(t *testing.T) {
 
 	res, err := e.deploy(e.canaryPlan(digest("c"), nil), nil, release.Options{})
 	assert.NilError(t, err)
-	assert.Equal(t, res.Recovered, "revision 2 of release dv-pipecat-canary was left pending-upgrade by an interrupted run: marked failed")
+	assert.Equal(t, res.Recovered, "revision 2 of release dv-pipecat-canary was left pending-upgrade by an interrupted run: marked interrupted")
 	assert.Equal(t, res.Revision, 3)
-	// Helm supersedes the record it upgraded from, the recovered one.
-	assert.Equal(t, res.Previous, 0)
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:superseded", "3:deployed"})
-	assert.Equal(t, e.history("dv-pipecat-canary")[1].Info.Description, "interrupted while pending-upgrade; marked failed by test TestReleaseDeployRecoversInterruptedRun")
+	// The last good revision: the recovered one never served.
+	assert.Equal(t, res.Previous, 1)
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/interrupted", "3:deployed/proven"})
+	assert.Equal(t, e.history("dv-pipecat-canary")[1].Info.Description, "interrupted while pending-upgrade; marked by test TestReleaseDeployRecoversInterruptedRun")
 	assert.Equal(t, image(e.deployment("dv-pipecat-canary")), prodRepo+"@"+digest("c"))
 }
 
@@ -424,7 +428,7 @@ func TestReleaseDeployCancelledMidRolloutRollsBack(t *testing.T) {
 	_, err = d.Run(ctx)
 	assert.Assert(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:failed", "3:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/failed", "3:deployed/interrupted"})
 	// The lock was released: the next deploy runs.
 	_, err = e.deploy(e.canaryPlan(digest("c"), nil), nil, release.Options{})
 	assert.NilError(t, err)
@@ -458,7 +462,7 @@ func TestReleaseDeploySurvivesAPIServerRestart(t *testing.T) {
 	err = <-done
 	assert.Assert(t, errors.Is(err, cikube.ErrRolloutTimeout), "%v", err)
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:failed", "3:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/failed", "3:deployed/proven"})
 	assert.Equal(t, image(e.deployment("dv-pipecat-canary")), prodRepo+"@"+digest("a"))
 }
 
@@ -485,7 +489,7 @@ func TestReleaseDeployCompletesAcrossAPIServerRestart(t *testing.T) {
 	assert.NilError(t, <-done)
 	assert.Equal(t, res.Revision, 2)
 	assert.Equal(t, res.Pods.Ready, int32(60))
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded", "2:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded/proven", "2:deployed/proven"})
 }
 
 func waitFor(t *testing.T, d time.Duration, ok func() bool) {
@@ -565,7 +569,7 @@ func TestReleasePromote(t *testing.T) {
 	assert.Equal(t, back.Targets[1].Ready, 60)
 	assert.Equal(t, back.Targets[1].Revision, 1)
 	assert.Equal(t, back.Targets[0].Digest, digest("a"))
-	assert.Assert(t, strings.Contains(st.String(), "stable   release dv-pipecat in "+e.ns+": revision 1 deployed, 60/60 pods ready"), st.String())
+	assert.Assert(t, strings.Contains(st.String(), "stable   release dv-pipecat in "+e.ns+": revision 1 deployed, proven, 60/60 pods ready"), st.String())
 	assert.Assert(t, strings.Contains(st.String(), "canary and stable run the same digest"), st.String())
 	noLeak(t, string(js)+st.String())
 }
@@ -675,7 +679,7 @@ func TestReleaseRollback(t *testing.T) {
 	assert.Equal(t, res.Revision, 3)
 	assert.Equal(t, res.Digest, digest("a"))
 	assert.Equal(t, image(e.deployment("dv-pipecat")), prodRepo+"@"+digest("a"))
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded", "2:superseded", "3:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded/proven", "2:superseded/proven", "3:deployed/proven"})
 
 	// Stuck pending: a rollback to a given revision still works.
 	e.markPending("dv-pipecat", hrelease.StatusPendingUpgrade)
@@ -684,7 +688,7 @@ func TestReleaseRollback(t *testing.T) {
 	assert.Assert(t, res.Recovered != "")
 	assert.Equal(t, res.Revision, 4)
 	assert.Equal(t, image(e.deployment("dv-pipecat")), prodRepo+"@"+digest("b"))
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded", "2:superseded", "3:failed", "4:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded/proven", "2:superseded/proven", "3:superseded/interrupted", "4:deployed/proven"})
 
 	// Canary: back to the image stable runs (b), with stable's Secrets.
 	_, err = e.deploy(e.canaryPlan(digest("c"), nil), nil, release.Options{})

@@ -17,8 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
-	cikube "github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	cikube "github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
 )
@@ -337,7 +337,7 @@ func TestRealisticPromoteOnAFullPoolCompletes(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, res.Result.Status, "deployed")
 	assert.Equal(t, res.Result.Revision, 2)
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded", "2:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded/proven", "2:deployed/proven"})
 	assert.Equal(t, image(e.deployment("dv-pipecat")), prodRepo+"@"+digest("b"))
 	e.stablePods(digest("b"))
 
@@ -395,7 +395,7 @@ func TestRealisticPromoteWithANeverReadyPodRollsBack(t *testing.T) {
 	assert.Equal(t, res.Result.Revision, 3)
 	assert.Equal(t, res.Result.Status, "deployed")
 	h := e.history("dv-pipecat")
-	assert.DeepEqual(t, statuses(h), []string{"1:superseded", "2:failed", "3:deployed"})
+	assert.DeepEqual(t, statuses(h), []string{"1:superseded/proven", "2:superseded/failed", "3:deployed/proven"})
 	assert.Assert(t, strings.HasPrefix(h[1].Info.Description, "rollout failed: "), h[1].Info.Description)
 	assert.Equal(t, image(e.deployment("dv-pipecat")), prodRepo+"@"+digest("a"))
 	e.stablePods(digest("a"))
@@ -431,7 +431,7 @@ func TestRealisticCrashLoopIsCaughtByItsRestarts(t *testing.T) {
 	assert.DeepEqual(t, restarts, []int32{3})
 
 	assert.Equal(t, res.Result.Revision, 3)
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded", "2:failed", "3:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded/proven", "2:superseded/failed", "3:deployed/proven"})
 	assert.Equal(t, image(e.deployment("dv-pipecat")), prodRepo+"@"+digest("a"))
 	e.stablePods(digest("a"))
 }
@@ -468,7 +468,7 @@ func TestRealisticPullErrorOnOneNodeRollsBack(t *testing.T) {
 	assert.Assert(t, re.Progress.Ready > 0, "pods on the other node became Ready")
 
 	assert.Equal(t, res.Result.Revision, 3)
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded", "2:failed", "3:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded/proven", "2:superseded/failed", "3:deployed/proven"})
 	assert.Equal(t, image(e.deployment("dv-pipecat")), prodRepo+"@"+digest("a"))
 	nodes := map[string]int{}
 	for _, p := range e.stablePods(digest("a")) {

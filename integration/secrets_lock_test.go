@@ -71,7 +71,7 @@ func TestSecretsApplyCreatesImmutableSecretsOnce(t *testing.T) {
 	assert.Equal(t, st[0].State, secrets.StateNew)
 	assert.Equal(t, st[1].State, secrets.StateNew)
 
-	res, err := secrets.Apply(ctx, c, b)
+	res, err := secrets.Apply(ctx, c, b, time.Now())
 	assert.NilError(t, err)
 	assert.Assert(t, res.Created())
 	assert.DeepEqual(t, []secrets.State{res.Secrets[0].State, res.Secrets[1].State}, []secrets.State{secrets.StateCreated, secrets.StateCreated})
@@ -96,7 +96,7 @@ func TestSecretsApplyCreatesImmutableSecretsOnce(t *testing.T) {
 	assert.Assert(t, string(creds.Data["creds.json"]) == string(credsJSON), "creds.json holds the bytes as given")
 
 	before := resourceVersions(t, c, ns, names.AppEnv, names.GCPCreds)
-	res, err = secrets.Apply(ctx, c, b)
+	res, err = secrets.Apply(ctx, c, b, time.Now())
 	assert.NilError(t, err)
 	assert.Assert(t, !res.Created())
 	assert.Equal(t, res.Secrets[0].State, secrets.StateUnchanged)
@@ -114,7 +114,7 @@ func TestSecretsApplyCreatesImmutableSecretsOnce(t *testing.T) {
 		delete(cur.Labels, "ringg-ci/secret")
 		_, err = c.CoreV1().Secrets(ns).Update(ctx, cur, metav1.UpdateOptions{})
 		assert.NilError(t, err)
-		res, err := secrets.Apply(ctx, c, b)
+		res, err := secrets.Apply(ctx, c, b, time.Now())
 		assert.NilError(t, err)
 		assert.Equal(t, res.Secrets[1].State, secrets.StateUnchanged)
 		cur, err = c.CoreV1().Secrets(ns).Get(ctx, names.GCPCreds, metav1.GetOptions{})
@@ -134,7 +134,7 @@ func TestSecretsApplyCreatesImmutableSecretsOnce(t *testing.T) {
 		assert.NilError(t, err)
 		assert.Equal(t, st[0].State, secrets.StateConflict)
 
-		_, err = secrets.Apply(ctx, c, b)
+		_, err = secrets.Apply(ctx, c, b, time.Now())
 		assert.Assert(t, errors.Is(err, secrets.ErrConflict), "got %v", err)
 		noLeak(t, err.Error())
 	})
@@ -155,14 +155,14 @@ func TestSecretsPruneKeepsKeptUnmanagedAndInUse(t *testing.T) {
 	build := func(key string) secrets.Bundle {
 		b, err := secrets.Build(appEnvJSON(key), nil, secrets.DefaultNames(), ns)
 		assert.NilError(t, err)
-		_, err = secrets.Apply(ctx, c, b)
+		_, err = secrets.Apply(ctx, c, b, time.Now())
 		assert.NilError(t, err)
 		return b
 	}
 	old, inUse, current := build("old"), build("in-use"), build("current")
 	creds, err := secrets.Build(nil, credsJSON, secrets.DefaultNames(), ns)
 	assert.NilError(t, err)
-	_, err = secrets.Apply(ctx, c, creds)
+	_, err = secrets.Apply(ctx, c, creds, time.Now())
 	assert.NilError(t, err)
 
 	// Today's fixed-name Secret, which ringg-ci never created.
@@ -415,4 +415,57 @@ func TestLockConcurrentAcquirersOneWins(t *testing.T) {
 			})
 		}
 	}
+}
+
+// A deploy that reuses a Secret no kept revision references yet (the same
+// secrets JSON as an older deploy) applies it while another track's deploy,
+// under another lock, prunes: in either order, the Secret the deploy is
+// about to reference survives.
+func TestSecretsPruneNeverRacesAConcurrentApply(t *testing.T) {
+	c, ns := kube(t)
+	ctx := context.Background()
+	b, err := secrets.Build(appEnvJSON("reused"), nil, secrets.DefaultNames(), ns)
+	assert.NilError(t, err)
+	name := b.Names().AppEnv
+	now := time.Now()
+	keep := map[string]bool{"another-release-secret": true}
+
+	later := now.Add(2 * time.Hour) // the deploy that reuses it runs two hours after the first
+	opts := secrets.PruneOptions{Namespace: ns, Keep: keep, MinAge: secrets.DefaultPruneMinAge, Clock: func() time.Time { return later }}
+	t.Run("prune lists, the deploy applies, prune deletes", func(t *testing.T) {
+		_, err := secrets.Apply(ctx, c, b, now) // applied by a deploy two hours ago
+		assert.NilError(t, err)
+		plan, err := secrets.PlanPrune(ctx, c, opts)
+		assert.NilError(t, err)
+		assert.Equal(t, len(plan.Secrets), 1, "an old unreferenced Secret is a candidate")
+		res, err := secrets.Apply(ctx, c, b, later) // the deploy that reuses it
+		assert.NilError(t, err)
+		assert.Equal(t, res.Secrets[0].State, secrets.StateUnchanged)
+		deleted, err := plan.Delete(ctx, c)
+		assert.NilError(t, err)
+		assert.Equal(t, len(deleted), 0)
+		_, err = c.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		assert.NilError(t, err, "the Secret the deploy applied survives")
+		plan, err = secrets.PlanPrune(ctx, c, opts)
+		assert.NilError(t, err)
+		assert.Equal(t, len(plan.Secrets), 0, "a Secret applied moments ago is no candidate")
+	})
+	t.Run("prune deletes, then the deploy applies", func(t *testing.T) {
+		plan, err := secrets.PlanPrune(ctx, c, secrets.PruneOptions{Namespace: ns, Keep: keep, MinAge: secrets.DefaultPruneMinAge, Clock: func() time.Time { return later.Add(2 * time.Hour) }})
+		assert.NilError(t, err)
+		deleted, err := plan.Delete(ctx, c)
+		assert.NilError(t, err)
+		assert.DeepEqual(t, deleted, []string{name})
+		res, err := secrets.Apply(ctx, c, b, later)
+		assert.NilError(t, err)
+		assert.Equal(t, res.Secrets[0].State, secrets.StateCreated)
+		_, err = c.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		assert.NilError(t, err)
+	})
+	t.Run("a second identical apply within the refresh period writes nothing", func(t *testing.T) {
+		rv := resourceVersions(t, c, ns, name)
+		_, err := secrets.Apply(ctx, c, b, later.Add(secrets.RefreshAfter/2))
+		assert.NilError(t, err)
+		assert.DeepEqual(t, resourceVersions(t, c, ns, name), rv)
+	})
 }

@@ -30,11 +30,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/ringg/ringg-ci/runner/cli"
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/cli"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/runner/secrets"
-	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // oldChartDir is a reconstruction of the chart the old pipeline deployed
@@ -83,16 +83,22 @@ func secretSets() []string {
 // upgrade runs `helm upgrade --install NAME k8s/dv-pipecat -f FILE... --set
 // image.tag=TAG --set ...` and waits for the pods.
 func (o *oldPipeline) upgrade(name, tag string, files []string, sets ...string) {
+	o.e.t.Helper()
+	o.upgradeFrom(oldChartDir, name, tag, files, sets...)
+}
+
+// upgradeFrom is upgrade with the old chart in dir.
+func (o *oldPipeline) upgradeFrom(dir, name, tag string, files []string, sets ...string) {
 	t := o.e.t
 	t.Helper()
 	paths := make([]string, len(files))
 	for i, f := range files {
-		paths[i] = filepath.Join(oldChartDir, f)
+		paths[i] = filepath.Join(dir, f)
 	}
 	opts := values.Options{ValueFiles: paths, Values: append([]string{"image.tag=" + tag}, sets...)}
 	vals, err := opts.MergeValues(getter.Providers{})
 	assert.NilError(t, err)
-	ch, err := loader.Load(oldChartDir)
+	ch, err := loader.Load(dir)
 	assert.NilError(t, err)
 	if _, err := o.cfg.Releases.Last(name); err != nil {
 		in := action.NewInstall(o.cfg)
@@ -267,8 +273,15 @@ func (w *endpointsWatch) state() (last, min int, changes int) {
 // copied into values-prod.yaml, as the takeover refusal asks.
 func keptAnnotationsChart(t *testing.T) string {
 	t.Helper()
+	return keptAnnotationsChartFrom(t, chartDir)
+}
+
+// keptAnnotationsChartFrom is keptAnnotationsChart from a copy of the chart
+// in base.
+func keptAnnotationsChartFrom(t *testing.T, base string) string {
+	t.Helper()
 	dir := t.TempDir()
-	assert.NilError(t, os.CopyFS(dir, os.DirFS(chartDir)))
+	assert.NilError(t, os.CopyFS(dir, os.DirFS(base)))
 	path := filepath.Join(dir, "values-prod.yaml")
 	raw, err := os.ReadFile(path)
 	assert.NilError(t, err)
@@ -278,6 +291,21 @@ func keptAnnotationsChart(t *testing.T) string {
 	}
 	out := strings.Replace(string(raw), "  annotations: {}\n  hosts:", kept+"  hosts:", 1)
 	assert.Assert(t, out != string(raw), "values-prod.yaml has ingress.annotations: {} before its hosts")
+	assert.NilError(t, os.WriteFile(path, []byte(out), 0o644))
+	return dir
+}
+
+// oldChartWithReplicas copies the old pipeline's chart with values-prod.yaml
+// asking for n replicas.
+func oldChartWithReplicas(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	assert.NilError(t, os.CopyFS(dir, os.DirFS(oldChartDir)))
+	path := filepath.Join(dir, "values-prod.yaml")
+	raw, err := os.ReadFile(path)
+	assert.NilError(t, err)
+	out := strings.Replace(string(raw), "replicaCount: 60", fmt.Sprintf("replicaCount: %d", n), 1)
+	assert.Assert(t, out != string(raw))
 	assert.NilError(t, os.WriteFile(path, []byte(out), 0o644))
 	return dir
 }
@@ -445,15 +473,16 @@ func TestTakeoverFromTheOldPipeline(t *testing.T) {
 	assert.Equal(t, image(e.deployment("dv-pipecat")), prodRepo+"@"+digest("e"))
 
 	// Rollback of stable: to ringg-ci's previous revision, never to one the
-	// old pipeline wrote.
+	// old pipeline wrote with its values. Revision 2, which ran when stable
+	// was taken over, has a takeover record (TestStateRollbackRightAfterTheFirstPromote);
+	// revision 1 has none.
 	before := e.snapshot()
-	for _, rev := range []int{1, 2} {
-		_, err := e.tryRollback(pipeline.RollbackInput{Target: targets.Stable, Revision: rev})
-		assert.Assert(t, errors.Is(err, release.ErrOldPipelineRevision), "%v", err)
-		assert.ErrorContains(t, err, fmt.Sprintf("revision %d of release dv-pipecat was written by the old pipeline", rev))
-		assert.ErrorContains(t, err, "roll back to a revision ringg-ci wrote with --revision N (kept: 3)")
-		s.err(fmt.Sprintf("rollback to old revision %d", rev), err)
-	}
+	_, err = e.tryRollback(pipeline.RollbackInput{Target: targets.Stable, Revision: 1})
+	assert.Assert(t, errors.Is(err, release.ErrOldPipelineRevision), "%v", err)
+	assert.ErrorContains(t, err, "revision 1 of release dv-pipecat was written by the old pipeline")
+	assert.ErrorContains(t, err, "and the takeover record is of revision 2")
+	assert.ErrorContains(t, err, "roll back to a revision ringg-ci wrote with --revision N (good: 3)")
+	s.err("rollback to old revision 1", err)
 	assert.DeepEqual(t, e.snapshot(), before)
 	rb = e.rollback(pipeline.RollbackInput{Target: targets.Stable})
 	assert.Equal(t, rb.Digest, digest("d"))
@@ -753,7 +782,7 @@ func TestFailedTakeoverReturnsToTheOldRelease(t *testing.T) {
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
 	s.err("failed takeover", err)
 	s.add("failed takeover summary", res.Summary())
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:deployed", "3:failed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded", "2:deployed", "3:failed/failed"})
 	assert.Equal(t, res.Revision, 2)
 	now := e.deployment("dv-pipecat-canary")
 	assert.Equal(t, image(now), prodRepo+":"+oldTag3)
@@ -773,7 +802,7 @@ func TestFailedTakeoverReturnsToTheOldRelease(t *testing.T) {
 	assert.Equal(t, st.Targets[0].Revision, 2)
 	assert.Equal(t, st.Targets[0].ImageTag, oldTag3)
 	assert.Assert(t, st.Targets[0].Later != nil && st.Targets[0].Later.Revision == 3 && st.Targets[0].Later.Status == "failed", "%+v", st.Targets[0].Later)
-	assert.Assert(t, strings.Contains(st.String(), "later revision 3 failed: rollout failed"), st.String())
+	assert.Assert(t, strings.Contains(st.String(), "later revision 3 failed (failed): rollout failed"), st.String())
 
 	_, err = e.deploy(e.canaryPlan(digest("g"), n), b, release.Options{})
 	assert.NilError(t, err)

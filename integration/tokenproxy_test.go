@@ -207,7 +207,7 @@ func TestReliabilityTokenExpiresMidRollout(t *testing.T) {
 	assert.Equal(t, res.Status, "deployed")
 	assert.Equal(t, res.Pods.Ready, int32(60))
 	assert.Equal(t, image(e.deployment("dv-pipecat")), prodRepo+"@"+digest("b"))
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded", "2:deployed"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded/proven", "2:deployed/proven"})
 
 	minted := mint.tokens()
 	t.Logf("deploy took %s: %d tokens minted, %d requests refused, %d forwarded",

@@ -28,7 +28,9 @@ type RollbackInput struct {
 	// Revision to return to; zero means the previous one (or, for a target
 	// that promotes to another, that target's image).
 	Revision int
-	// ChartDir is needed by the ToPromoted mode.
+	// ChartDir is needed by the ToPromoted mode; the ToRevision mode renders
+	// the target's values from it to recognise the target's release, and to
+	// return to a revision the old pipeline wrote through its takeover record.
 	ChartDir string
 	Timeout  time.Duration
 	Holder   string
@@ -76,11 +78,11 @@ func NewRollback(in RollbackInput) (RollbackPlan, error) {
 				errs = append(errs, fmt.Errorf("targets %s and %s are in different clusters or namespaces: roll %s back to a revision instead", t.Name, src.Name, t.Name))
 			}
 		}
-		p.ChartDir, p.ValuesFiles = in.ChartDir, t.ValuesFiles
 		if err := checkChartDir(in.ChartDir); err != nil {
 			errs = append(errs, fmt.Errorf("rolling %s back to the image %s runs: %w", t.Name, t.PromotesTo, err))
 		}
 	}
+	p.ChartDir, p.ValuesFiles = in.ChartDir, t.ValuesFiles
 	if err := checkTimeout("timeout", in.Timeout); err != nil {
 		errs = append(errs, err)
 	}

@@ -28,9 +28,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/ops"
-	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/testcluster"
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 )

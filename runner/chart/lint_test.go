@@ -5,8 +5,8 @@ import (
 
 	"gotest.tools/v3/assert"
 
-	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/chart"
 )
 
 func TestLintTargets(t *testing.T) {

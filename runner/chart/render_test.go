@@ -20,8 +20,8 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
 
-	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/chart"
 )
 
 // chartDir is the chart the pipeline deploys, relative to this package. It is

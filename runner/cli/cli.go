@@ -39,18 +39,21 @@ const (
 
 // Env is what the command reads and writes besides its arguments.
 type Env struct {
-	Getenv   func(string) string
-	ReadFile func(string) ([]byte, error)
-	Stdout   io.Writer
-	Stderr   io.Writer
-	Hostname func() (string, error)
-	Now      func() time.Time
+	// LookupEnv tells a variable set to "" from one not set; nil means a
+	// variable is set when Getenv returns something.
+	LookupEnv func(string) (string, bool)
+	Getenv    func(string) string
+	ReadFile  func(string) ([]byte, error)
+	Stdout    io.Writer
+	Stderr    io.Writer
+	Hostname  func() (string, error)
+	Now       func() time.Time
 }
 
 // OSEnv is the process's own environment.
 func OSEnv() Env {
 	return Env{
-		Getenv: os.Getenv, ReadFile: os.ReadFile, Stdout: os.Stdout, Stderr: os.Stderr,
+		LookupEnv: os.LookupEnv, Getenv: os.Getenv, ReadFile: os.ReadFile, Stdout: os.Stdout, Stderr: os.Stderr,
 		Hostname: os.Hostname, Now: time.Now,
 	}
 }
@@ -74,7 +77,7 @@ func verbs() []verb {
 		{"takeover", "--target T [--delete-old-records]", "how far a release was taken over from the old pipeline; delete the old pipeline's records (dry run without the flag)", runTakeover},
 		{"health", "--target T [--timeout 10s] [--json]", "each pod's health endpoint through the API server", runHealth},
 		{"logs", "--target T [--since 10m] [--pod NAME]", "recent logs of a target's pods, bounded", runLogs},
-		{"scale", "--target T --replicas N [--wait 5m]", "scale a target by hand until the next deploy", runScale},
+		{"scale", "--target T --replicas N [--wait 5m] [--force]", "scale a target by hand until the next deploy, under the release lock", runScale},
 		{"target", "(--branch B | --target T) [--check]", "print a target as JSON; with --check, validate a deploy's inputs (Secrets, chart) without a cluster", runTarget},
 		{"lint-chart", "[--chart DIR]", "lint the chart and render it for every target", runLintChart},
 		{"registry-login", "--repository REPO --password-file FILE", "write a registry password for a target's repository (Google access token) to FILE", runRegistryLogin},

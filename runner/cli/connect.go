@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,12 +13,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/gcpauth"
 	"github.com/ringg/ringg-ci/runner/kube"
-	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/runner/secrets"
-	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // tokenSource turns the credential options into a Google token source that
@@ -48,37 +49,71 @@ func (r *runner) tokenSource(ctx context.Context, t targets.Target) (oauth2.Toke
 }
 
 // restConfig connects to the target's cluster: through a kubeconfig when one
-// is given, else through the GKE API with the Google credentials.
-func (r *runner) restConfig(ctx context.Context, t targets.Target) (*rest.Config, error) {
+// is given, else through the GKE API with the Google credentials. It also
+// names what it reached, for results and errors. A kubeconfig context that
+// gcloud named after another GKE cluster than the target's is refused
+// before anything is read.
+func (r *runner) restConfig(ctx context.Context, t targets.Target) (*rest.Config, string, error) {
 	data, err := r.document(r.conn.kubeconfig, EnvKubeconfig, "--kubeconfig")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if data != "" {
-		return kube.FromKubeconfig([]byte(data), kube.KubeconfigOptions{
-			Context: r.conn.kubeContext, Server: r.conn.server, TLSServerName: r.conn.tlsServerName,
-		})
+		opts := kube.KubeconfigOptions{Context: r.conn.kubeContext, Server: r.conn.server, TLSServerName: r.conn.tlsServerName}
+		reached, err := kube.DescribeKubeconfig([]byte(data), opts)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := checkClusterPin(reached, t); err != nil {
+			return nil, "", err
+		}
+		cfg, err := kube.FromKubeconfig([]byte(data), opts)
+		if r.conn.server != "" {
+			return cfg, fmt.Sprintf("%s via %s", reached, r.conn.server), err
+		}
+		return cfg, reached.String(), err
 	}
 	ts, err := r.tokenSource(ctx, t)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	access, err := gcpauth.GKECluster(ctx, ts, gcpauth.Cluster{
 		Project: t.Cluster.Project, Location: t.Cluster.Location, Name: t.Cluster.Name,
 	}, gcpauth.GKEOptions{})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return kube.ForGKE(access.Endpoint, access.CAPEM, ts), nil
+	where := fmt.Sprintf("GKE cluster %s in %s of project %s (https://%s)", t.Cluster.Name, t.Cluster.Location, t.Cluster.Project, access.Endpoint)
+	return kube.ForGKE(access.Endpoint, access.CAPEM, ts), where, nil
+}
+
+// ErrWrongCluster means a kubeconfig context names another GKE cluster than
+// the target's: nothing was read or changed.
+var ErrWrongCluster = errors.New("kubeconfig reaches another cluster")
+
+// checkClusterPin refuses a kubeconfig context that gcloud named after a
+// GKE cluster other than t's (a laptop's current context left on
+// production while deploying staging). Contexts named otherwise (kind, the
+// sandbox, a tunnel) are not checked here; the release's own records are.
+func checkClusterPin(k kube.KubeconfigTarget, t targets.Target) error {
+	g := k.GKE
+	if g == nil || (g.Project == t.Cluster.Project && g.Location == t.Cluster.Location && g.Name == t.Cluster.Name) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is GKE cluster %s in %s of project %s, but %s deploys to %s in %s of project %s: "+
+		"pass --context gke_%s_%s_%s (or a kubeconfig for that cluster), or override the target's cluster on purpose with --cluster-name/--cluster-location/--project",
+		ErrWrongCluster, k, g.Name, g.Location, g.Project, t.Name, t.Cluster.Name, t.Cluster.Location, t.Cluster.Project,
+		t.Cluster.Project, t.Cluster.Location, t.Cluster.Name)
 }
 
 // clients connects to the cluster of t.
 func (r *runner) clients(ctx context.Context, t targets.Target) (release.Clients, error) {
-	cfg, err := r.restConfig(ctx, t)
+	cfg, where, err := r.restConfig(ctx, t)
 	if err != nil {
 		return release.Clients{}, err
 	}
-	return release.Clients{Config: cfg, Logger: r.log}, nil
+	r.log.Info("connected", "target", t.Name, "cluster", where)
+	return release.Clients{Config: cfg, Logger: r.log, Cluster: where}, nil
 }
 
 // kubeClients connects to the cluster of t with a clientset, for the

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -138,15 +139,29 @@ func (r *runner) holderOr(h string) string {
 // document reads a secret document from the file a flag names or, without
 // the flag, from an environment variable; "" when neither is set.
 func (r *runner) document(file, envName, what string) (string, error) {
+	text, given := "", false
 	if file != "" {
 		b, err := r.env.ReadFile(file)
 		if err != nil {
 			return "", fmt.Errorf("read %s: %w", what, err)
 		}
-		return string(b), nil
+		text, given = string(b), true
+	} else if r.env.LookupEnv != nil {
+		text, given = r.env.LookupEnv(envName)
+	} else {
+		text = r.env.Getenv(envName)
+		given = text != ""
 	}
-	return r.env.Getenv(envName), nil
+	if given && strings.TrimSpace(text) == "" {
+		return "", fmt.Errorf("%w: %s was given but is empty (a GitHub secret missing from the job's environment expands to an empty string): "+
+			"pass the document, or leave %s out to keep what the release has", ErrEmptyDocument, what, what)
+	}
+	return text, nil
 }
+
+// ErrEmptyDocument means a document was given empty: given and not given
+// mean different things (new Secrets, or the release's current ones).
+var ErrEmptyDocument = errors.New("empty document")
 
 // targetName reads a --target value: staging, canary or stable in any case.
 func targetName(s string) targets.Name { return targets.Name(strings.ToLower(strings.TrimSpace(s))) }

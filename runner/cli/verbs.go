@@ -10,12 +10,12 @@ import (
 
 	helmchart "helm.sh/helm/v3/pkg/chart"
 
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/runner/gcpauth"
 	"github.com/ringg/ringg-ci/runner/ops"
-	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/runner/release"
-	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // summarizer is the result of a release verb.
@@ -276,13 +276,16 @@ func runLogs(ctx context.Context, r *runner, args []string) error {
 }
 
 func runScale(ctx context.Context, r *runner, args []string) error {
-	var target string
+	var target, holder string
 	var replicas int
 	var wait time.Duration
+	var force bool
 	f := r.flags("scale").target().cluster()
 	f.StringVar(&target, "target", "", "target to scale: staging, canary or stable")
 	f.IntVar(&replicas, "replicas", -1, "replica count to set")
 	f.duration(&wait, "wait", 5*time.Minute, "how long to wait for the replicas to be ready; 0s returns at once")
+	f.BoolVar(&force, "force", false, "allow removing more than a quarter of the pods in one step")
+	f.holder(&holder)
 	t, c, err := r.operation(ctx, f, &target, args)
 	if err != nil {
 		return err
@@ -290,7 +293,8 @@ func runScale(ctx context.Context, r *runner, args []string) error {
 	if replicas < 0 {
 		return fmt.Errorf("%w: --replicas is required: pass the replica count to set", ErrUsage)
 	}
-	res, err := ops.Scale(ctx, c.Kube, t, replicas, ops.ScaleOptions{Wait: wait, Logger: c.Logger})
+	sc := release.Scaler{Clients: c, Target: t, Replicas: replicas, Force: force, Holder: r.holderOr(holder), Scale: ops.ScaleOptions{Wait: wait}}
+	res, err := sc.Run(ctx)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -218,4 +219,44 @@ func FromKubeconfig(data []byte, opts KubeconfigOptions) (*rest.Config, error) {
 		rc.UserAgent = "ringg-ci"
 	}
 	return rc, nil
+}
+
+// KubeconfigTarget is what a kubeconfig's chosen context reaches, for a
+// person and for the pin check: the context, its cluster's server, and, for
+// a context gcloud named (gke_PROJECT_LOCATION_CLUSTER), the GKE cluster.
+type KubeconfigTarget struct {
+	Context, Server string
+	// GKE is set for a context named by gcloud.
+	GKE *GKECluster
+}
+
+// GKECluster names a GKE cluster.
+type GKECluster struct{ Project, Location, Name string }
+
+// String reads "context gke_p_l_c (https://1.2.3.4)".
+func (k KubeconfigTarget) String() string {
+	return fmt.Sprintf("context %s (%s)", k.Context, k.Server)
+}
+
+// DescribeKubeconfig says what the context opts.Context (or the current
+// one) of a kubeconfig reaches, before any server override.
+func DescribeKubeconfig(data []byte, opts KubeconfigOptions) (KubeconfigTarget, error) {
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return KubeconfigTarget{}, fmt.Errorf("load kubeconfig: %w; pass a valid kubeconfig", err)
+	}
+	name := opts.Context
+	if name == "" {
+		name = cfg.CurrentContext
+	}
+	out := KubeconfigTarget{Context: name}
+	if kctx, ok := cfg.Contexts[name]; ok {
+		if cl, ok := cfg.Clusters[kctx.Cluster]; ok {
+			out.Server = cl.Server
+		}
+	}
+	if parts := strings.Split(name, "_"); len(parts) == 4 && parts[0] == "gke" && parts[1] != "" && parts[2] != "" && parts[3] != "" {
+		out.GKE = &GKECluster{Project: parts[1], Location: parts[2], Name: parts[3]}
+	}
+	return out, nil
 }

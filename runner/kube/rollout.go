@@ -29,8 +29,7 @@ var (
 	// than one wave can take (Budget.Stall).
 	ErrRolloutStalled = errors.New("rollout stopped making progress")
 	// ErrRolloutFailed: the rollout cannot complete (a crash loop past the
-	// restart limit, an image that cannot be pulled, Kubernetes' own
-	// progress deadline).
+	// restart limit, an image that cannot be pulled).
 	ErrRolloutFailed = errors.New("rollout failed")
 )
 
@@ -93,6 +92,12 @@ type RolloutProgress struct {
 	Draining      int32  `json:"draining,omitempty"`
 	Pending       int32  `json:"pending,omitempty"`
 	PendingReason string `json:"pendingReason,omitempty"`
+	// Deadline is Kubernetes' own verdict when the Deployment's
+	// progressDeadlineSeconds passed without progress
+	// (ProgressDeadlineExceeded). It is reported, not obeyed: slow image
+	// pulls or a drain of minutes trip it while the rollout still moves; the
+	// engine's stall budget decides.
+	Deadline string `json:"progressDeadlineExceeded,omitempty"`
 	// Wave of Waves is the batch of new pods under way (Budget); zero when
 	// unknown.
 	Wave  int `json:"wave,omitempty"`
@@ -120,6 +125,9 @@ func (p RolloutProgress) String() string {
 		if p.PendingReason != "" {
 			s += " (" + p.PendingReason + ")"
 		}
+	}
+	if p.Deadline != "" {
+		s += "; Kubernetes reports ProgressDeadlineExceeded (" + p.Deadline + ")"
 	}
 	return s
 }
@@ -283,7 +291,6 @@ type rolloutState struct {
 	progress RolloutProgress
 	done     bool
 	problems []PodProblem
-	deadline string // the Deployment's own progress deadline was exceeded
 	// marks counts what only moves one way in a healthy rollout; nil until
 	// the new revision is known.
 	marks *marks
@@ -317,7 +324,7 @@ func evaluate(dep *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.P
 	st.progress.Old = max(dep.Status.Replicas-dep.Status.UpdatedReplicas, 0)
 	for _, c := range dep.Status.Conditions {
 		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
-			st.deadline = c.Message
+			st.progress.Deadline = c.Message
 		}
 	}
 	observed := dep.Status.ObservedGeneration >= dep.Generation
@@ -594,9 +601,6 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 					o.Progress(st.progress)
 				}
 				return st.progress, nil
-			}
-			if st.deadline != "" {
-				return fail(st, ErrRolloutFailed, st.deadline)
 			}
 			if why := (failureRules{o.MaxRestarts, o.PullErrorGrace}).certain(st.problems, pullSince, o.Now()); why != "" {
 				return fail(st, ErrRolloutFailed, why)

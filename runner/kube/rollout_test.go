@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,6 +159,38 @@ func TestWatchRollout(t *testing.T) {
 		// The elapsed time is rounded to seconds: 0s, or 1s on a busy machine.
 		assert.ErrorContains(t, err, "deployment web in ns: rollout timed out after ")
 		assert.ErrorContains(t, err, "s with 0/1 ready, 1/1 updated: timeout 300ms; pod new-1 container app: NotReady")
+	})
+	t.Run("Kubernetes' progress deadline alone is reported, not obeyed", func(t *testing.T) {
+		// Slow image pulls trip progressDeadlineSeconds while the rollout
+		// still moves: the pods become Ready after the condition says
+		// ProgressDeadlineExceeded, and the rollout completes.
+		dep := deployment(2, 2, 1, 1, 0, 1)
+		dep.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse,
+			Reason: "ProgressDeadlineExceeded", Message: `ReplicaSet "web-new" has timed out progressing.`}}
+		pulling := corev1.ContainerStatus{Name: "app", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}
+		client := fake.NewClientset(dep, replicaSet("2", "new"), pod("new-1", "new", false, pulling))
+		var reported []RolloutProgress
+		var mu sync.Mutex
+		seen := make(chan struct{})
+		go func() {
+			<-seen
+			done := deployment(2, 2, 1, 1, 1, 1)
+			_, _ = client.AppsV1().Deployments("ns").UpdateStatus(context.Background(), done, metav1.UpdateOptions{})
+		}()
+		p, err := WatchRollout(context.Background(), client, RolloutOptions{Namespace: "ns", Name: "web", Timeout: 10 * time.Second,
+			Interval: 20 * time.Millisecond, Progress: func(p RolloutProgress) {
+				mu.Lock()
+				defer mu.Unlock()
+				if reported = append(reported, p); len(reported) == 1 {
+					close(seen)
+				}
+			}})
+		assert.NilError(t, err)
+		assert.Equal(t, p.Available, int32(1))
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, reported[0].Deadline, `ReplicaSet "web-new" has timed out progressing.`)
+		assert.Assert(t, strings.HasSuffix(reported[0].String(), `; Kubernetes reports ProgressDeadlineExceeded (ReplicaSet "web-new" has timed out progressing.)`), reported[0].String())
 	})
 	t.Run("missing deployment times out", func(t *testing.T) {
 		_, err := WatchRollout(context.Background(), fake.NewClientset(), RolloutOptions{Namespace: "ns", Name: "web", Timeout: 200 * time.Millisecond})

@@ -336,6 +336,20 @@ func (h *Held) Err() error {
 	}
 }
 
+// Check is nil while the lock is certainly ours: not lost, and its last
+// renewal not yet expired (renewals may be failing while the API server is
+// away: once the Lease may have expired on the server, another run may hold
+// it). Call it before every write made under the lock.
+func (h *Held) Check() error {
+	if err := h.Err(); err != nil {
+		return err
+	}
+	if exp := h.expires(); !h.clock().Before(exp) {
+		return fmt.Errorf("%w: lock %s in %s was not renewed since it expired at %s", ErrLost, h.name, h.namespace, exp.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
 func (h *Held) markLost(err error) {
 	h.lostOnce.Do(func() {
 		h.lostErr = err

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	hrelease "helm.sh/helm/v3/pkg/release"
-
-	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
@@ -34,9 +32,12 @@ func (d *Deployer) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := d.prepare(c)
+	j, err := d.job(c)
 	if err != nil {
 		return nil, err
+	}
+	if err := j.prepare(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", j.what(), err)
 	}
 	if err := j.guardTakeover(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", j.what(), err)
@@ -44,8 +45,8 @@ func (d *Deployer) Run(ctx context.Context) (*Result, error) {
 	return j.run(ctx)
 }
 
-// prepare checks the plan against the bundle, loads and renders the chart.
-func (d *Deployer) prepare(c Clients) (*job, error) {
+// job checks the plan against the bundle and loads the chart.
+func (d *Deployer) job(c Clients) (*job, error) {
 	p := d.Plan
 	t := p.Target
 	what := fmt.Sprintf("deploy %s (release %s in %s)", t.Name, t.Release, t.Namespace)
@@ -77,18 +78,16 @@ func (d *Deployer) prepare(c Clients) (*job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	d.Options.hearRecords(cfg)
 	newNames := p.SecretNames
-	j := &job{
-		c: c, cfg: cfg, target: t, chart: ch, chartDir: p.ChartDir, files: p.ValuesFiles, image: p.Image,
-		names: func(deployed *hrelease.Release) pipeline.SecretNames {
-			// Names the bundle lacks stay as the release has them, or fall to the
-			// chart's defaults on a first install.
-			return newNames.Over(secretNamesOf(deployed))
-		},
-		bundle: d.Secrets, timeout: p.Timeout, holder: p.Holder, verb: "deploy", opts: d.Options,
-	}
-	if err := j.prepare(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return j, nil
+	c.Logger = c.Logger.With("target", t.Name)
+	return &job{
+		c: c, cfg: cfg, target: t,
+		desire: fromChart(ch, p.ChartDir, p.ValuesFiles, t, p.Image, func(h history) pipeline.SecretNames {
+			// Names the bundle lacks stay as the last good revision has them,
+			// or fall to the chart's defaults on a first install.
+			return newNames.Over(secretNamesOf(h.lastGood()))
+		}),
+		bundle: d.Secrets, timeout: p.Timeout, holder: p.Holder, verb: verbDeploy, opts: d.Options,
+	}, nil
 }

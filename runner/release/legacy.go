@@ -1,16 +1,13 @@
 package release
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
-	"helm.sh/helm/v3/pkg/action"
 	hrelease "helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
 )
 
 // The pipeline ringg-ci replaces (GitHub Actions running `helm upgrade` with
@@ -85,48 +82,6 @@ type OldRecord struct {
 	// no place for, such as the old workflow's --set secrets; empty when the
 	// chart was not at hand.
 	Foreign []string `json:"foreign,omitempty"`
-}
-
-// history is a release's records as one read of them: status and takeover
-// need the last, the deployed and the old pipeline's records, and every read
-// decodes every stored revision.
-type history []*hrelease.Release
-
-// readHistory reads a release's records; none when it is not installed.
-func readHistory(cfg *action.Configuration, name string) (history, error) {
-	hist, err := cfg.Releases.History(name)
-	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, fmt.Errorf("read history of release %s: %w", name, err)
-	}
-	return hist, nil
-}
-
-// last is the newest record, deployed is the newest deployed one; nil when
-// there is none.
-func (h history) last() *hrelease.Release {
-	return h.newest(func(*hrelease.Release) bool { return true })
-}
-func (h history) deployed() *hrelease.Release {
-	return h.newest(func(r *hrelease.Release) bool { return r.Info.Status == hrelease.StatusDeployed })
-}
-
-// current is the record that describes what runs: the deployed one, else
-// the last.
-func (h history) current() *hrelease.Release {
-	if d := h.deployed(); d != nil {
-		return d
-	}
-	return h.last()
-}
-
-func (h history) newest(keep func(*hrelease.Release) bool) *hrelease.Release {
-	var out *hrelease.Release
-	for _, r := range h {
-		if keep(r) && (out == nil || r.Version > out.Version) {
-			out = r
-		}
-	}
-	return out
 }
 
 // old lists the records that ringg-ci did not write, oldest first. schema,

@@ -12,11 +12,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/runner/lock"
-	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/runner/secrets"
-	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // ErrNotTakenOver means the old pipeline's records cannot go yet: the
@@ -144,6 +144,7 @@ func (t *Takeoverer) Run(ctx context.Context) (*TakeoverState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	t.Options.hearRecords(cfg)
 	st := &TakeoverState{Target: tg.Name, Release: tg.Release, Namespace: tg.Namespace, DryRun: !p.DeleteOldRecords}
 	read := func() error {
 		hist, err := readHistory(cfg, tg.Release)
@@ -156,8 +157,13 @@ func (t *Takeoverer) Run(ctx context.Context) (*TakeoverState, error) {
 			return nil
 		}
 		st.Installed = true
+		if err := hist.checkOwner(tg, fingerprint{}, c.Cluster); err != nil {
+			return err
+		}
 		st.Revision, st.Status, st.Origin = rel.Version, string(rel.Info.Status), originOf(rel)
-		st.TakenOver = st.Origin == OriginRinggCI && st.Status == "deployed"
+		// Taken over: what runs is a proven ringg-ci revision, and nothing
+		// newer failed or is pending.
+		st.TakenOver = st.Origin == OriginRinggCI && good(rel) && hist.last().Version == rel.Version
 		st.OldRecords = hist.old(schema)
 		return nil
 	}
@@ -173,15 +179,20 @@ func (t *Takeoverer) Run(ctx context.Context) (*TakeoverState, error) {
 	if !p.DeleteOldRecords || len(st.OldRecords) == 0 {
 		return st, nil
 	}
+	if !st.TakenOver && st.Origin == OriginRinggCI {
+		return st, fmt.Errorf("%s: %w: revision %d (%s) is not a proven ringg-ci revision with nothing newer pending or failed: "+
+			"deploy or roll back until status shows it proven, then delete the old records", what, ErrNotTakenOver, st.Revision, st.Status)
+	}
 	if !st.TakenOver {
 		return st, fmt.Errorf("%s: %w: revision %d (%s) was written by the old pipeline and is what runs; deleting the old records now would leave no way back: "+
 			"take the release over first (deploy the canary, promote it to stable), check it with status, then delete them", what, ErrNotTakenOver, st.Revision, st.Status)
 	}
-	_, unlock, err := takeLock(ctx, c, lock.Options{Namespace: tg.Namespace, Release: tg.Release, Holder: p.Holder, TTL: t.Options.LockTTL})
+	held, unlock, err := takeLock(ctx, c, lock.Options{Namespace: tg.Namespace, Release: tg.Release, Holder: p.Holder, TTL: t.Options.LockTTL})
 	if err != nil {
 		return st, fmt.Errorf("%s: %w", what, err)
 	}
 	defer unlock()
+	t.Options.step(StepLocked)
 	// Read again under the lock: a rollback may have run meanwhile.
 	if err := read(); err != nil {
 		return st, fmt.Errorf("%s: %w", what, err)
@@ -193,6 +204,10 @@ func (t *Takeoverer) Run(ctx context.Context) (*TakeoverState, error) {
 	for _, o := range st.OldRecords {
 		if o.Status == "deployed" || strings.HasPrefix(o.Status, "pending") {
 			continue
+		}
+		if err := held.Check(); err != nil {
+			errs = append(errs, err)
+			break
 		}
 		if _, err := cfg.Releases.Delete(tg.Release, o.Revision); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 			errs = append(errs, fmt.Errorf("delete revision %d: %w", o.Revision, err))

@@ -16,8 +16,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
@@ -57,6 +57,8 @@ type PlanResult struct {
 	Target    string `json:"target"`
 	Release   string `json:"release"`
 	Namespace string `json:"namespace"`
+	// Cluster names the cluster the plan was made against.
+	Cluster string `json:"cluster,omitempty"`
 	// LiveRevision is the revision diffed against; zero when the release
 	// does not exist yet.
 	LiveRevision int                  `json:"liveRevision"`
@@ -87,6 +89,9 @@ func (r PlanResult) Changed() bool {
 func (r PlanResult) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: release %s in %s", r.Target, r.Release, r.Namespace)
+	if r.Cluster != "" {
+		fmt.Fprintf(&b, " of %s", r.Cluster)
+	}
 	if r.LiveRevision > 0 {
 		fmt.Fprintf(&b, " (live revision %d, %s)\n", r.LiveRevision, r.LiveStatus)
 	} else {
@@ -118,8 +123,11 @@ func (p *Planner) Run(ctx context.Context) (*PlanResult, error) {
 		return nil, err
 	}
 	d := Deployer{Clients: c, Plan: p.Plan, Secrets: p.Secrets}
-	j, err := d.prepare(c)
+	j, err := d.job(c)
 	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	if err := j.prepare(ctx); err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	res, err := preview(ctx, j, p.Secrets)
@@ -134,17 +142,18 @@ func (p *Planner) Run(ctx context.Context) (*PlanResult, error) {
 // as a dry-run server-side apply, and diffs against the live release.
 func preview(ctx context.Context, j *job, bundle *secrets.Bundle) (*PlanResult, error) {
 	c, cfg, t := j.c, j.cfg, j.target
-	res := &PlanResult{Target: string(t.Name), Release: t.Release, Namespace: t.Namespace, Image: j.image.String()}
+	res := &PlanResult{Target: string(t.Name), Release: t.Release, Namespace: t.Namespace, Cluster: c.Cluster}
 	hist, err := readHistory(cfg, t.Release)
 	if err != nil {
 		return res, err
 	}
-	live, deployed := hist.last(), hist.deployed()
-	vals, names, _, err := j.values(deployed)
+	live, base := hist.last(), hist.current()
+	sp, err := j.desire(hist)
 	if err != nil {
 		return res, err
 	}
-	res.SecretNames = names
+	vals := sp.values
+	res.Image, res.SecretNames = sp.image.String(), sp.names
 	if bundle != nil {
 		if res.Secrets, err = secrets.Describe(ctx, c.Kube, *bundle); err != nil {
 			return res, err
@@ -156,22 +165,22 @@ func preview(ctx context.Context, j *job, bundle *secrets.Bundle) (*PlanResult, 
 		in.ReleaseName, in.Namespace = t.Release, t.Namespace
 		in.DryRun, in.DryRunOption = true, "server"
 		in.DisableOpenAPIValidation = true
-		planned, err = in.RunWithContext(ctx, j.chart, vals)
+		planned, err = in.RunWithContext(ctx, sp.chart, vals)
 	} else {
-		res.LiveRevision, res.LiveStatus = live.Version, string(live.Info.Status)
+		res.LiveRevision, res.LiveStatus = base.Version, string(base.Info.Status)
 		if live.Info.Status.IsPending() {
 			// Helm refuses to dry-run over a pending record; render from scratch.
 			in := action.NewInstall(cfg)
 			in.ReleaseName, in.Namespace = t.Release, t.Namespace
 			in.DryRun, in.DryRunOption, in.Replace = true, "server", true
 			in.DisableOpenAPIValidation = true
-			planned, err = in.RunWithContext(ctx, j.chart, vals)
+			planned, err = in.RunWithContext(ctx, sp.chart, vals)
 		} else {
 			up := action.NewUpgrade(cfg)
 			up.Namespace = t.Namespace
 			up.DryRun, up.DryRunOption = true, "server"
 			up.DisableOpenAPIValidation = true
-			planned, err = up.RunWithContext(ctx, t.Release, j.chart, vals)
+			planned, err = up.RunWithContext(ctx, t.Release, sp.chart, vals)
 		}
 	}
 	if err != nil {
@@ -181,11 +190,11 @@ func preview(ctx context.Context, j *job, bundle *secrets.Bundle) (*PlanResult, 
 		return res, err
 	}
 	liveManifest := ""
-	if live != nil {
-		liveManifest = live.Manifest
+	if base != nil {
+		liveManifest = base.Manifest
 	}
 	if base := hist.takeoverBase(); base != nil {
-		tk, red, err := takeoverOf(ctx, c, hist, t, base, j.chart, vals, planned.Manifest)
+		tk, red, err := takeoverOf(ctx, c, hist, t, base, sp.chart, vals, planned.Manifest)
 		if err != nil {
 			return res, err
 		}

@@ -10,9 +10,9 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	hrelease "helm.sh/helm/v3/pkg/release"
 
-	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/chart"
 )
 
 // ErrRefused means the canary gate refused a promotion; the error says why.
@@ -79,15 +79,21 @@ func (p *Promoter) Run(ctx context.Context) (*PromoteResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	p.Options.hearRecords(cfg)
 	// Validate and render stable's values before looking at anything: a broken
 	// file must not cost the soak, nor must taking stable over from the old
-	// pipeline. The canary's digest and Secrets replace placeholders later.
-	probe := &job{
-		c: c, cfg: cfg, target: to, chart: ch, chartDir: plan.ChartDir, files: plan.ValuesFiles,
-		image: pipeline.Image{Repository: to.Image, Digest: pipeline.PlaceholderDigest},
-		names: func(*hrelease.Release) pipeline.SecretNames { return pipeline.SecretNames{} },
+	// pipeline, nor a connection that reaches another target's release. The
+	// canary's digest and Secrets replace placeholders later.
+	c.Logger = c.Logger.With("target", to.Name)
+	job := func(image pipeline.Image, names pipeline.SecretNames) *job {
+		return &job{
+			c: c, cfg: cfg, target: to,
+			desire:  fromChart(ch, plan.ChartDir, plan.ValuesFiles, to, image, func(history) pipeline.SecretNames { return names }),
+			timeout: plan.Timeout, holder: plan.Holder, verb: verbPromote, opts: p.Options,
+		}
 	}
-	if _, _, _, err := probe.values(nil); err != nil {
+	probe := job(pipeline.Image{Repository: to.Image, Digest: pipeline.PlaceholderDigest}, pipeline.SecretNames{})
+	if err := probe.prepare(ctx); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	guardErr := probe.guardTakeover(ctx)
@@ -100,14 +106,8 @@ func (p *Promoter) Run(ctx context.Context) (*PromoteResult, error) {
 		// A dry run shows the takeover's refusals even when the gate stops it.
 		return res, fmt.Errorf("%s: %w", what, errors.Join(err, guardErr))
 	}
-	names := canary.SecretNames
-	j := &job{
-		c: c, cfg: cfg, target: to, chart: ch, chartDir: plan.ChartDir, files: plan.ValuesFiles,
-		image:   pipeline.Image{Repository: to.Image, Digest: canary.Digest},
-		names:   func(*hrelease.Release) pipeline.SecretNames { return names },
-		timeout: plan.Timeout, holder: plan.Holder, verb: "promote", opts: p.Options,
-	}
-	if err := j.prepare(); err != nil {
+	j := job(pipeline.Image{Repository: to.Image, Digest: canary.Digest}, canary.SecretNames)
+	if err := j.prepare(ctx); err != nil {
 		return res, fmt.Errorf("%s: %w", what, err)
 	}
 	if plan.DryRun {
@@ -135,10 +135,14 @@ func (p *Promoter) gate(ctx context.Context, c Clients, cfg *action.Configuratio
 	out := Canary{Release: from.Release, Soak: p.Plan.Soak}
 	look := func() (Canary, error) {
 		cur := out
-		rel, err := last(cfg, from.Release)
+		h, err := readHistory(cfg, from.Release)
 		if err != nil {
 			return cur, err
 		}
+		if err := h.checkOwner(from, fingerprint{}, c.Cluster); err != nil {
+			return cur, err
+		}
+		rel := h.last()
 		if rel == nil {
 			return cur, refuse("canary release %s not found in %s: deploy the canary (push to %s) first", from.Release, from.Namespace, from.Branch)
 		}
@@ -147,8 +151,8 @@ func (p *Promoter) gate(ctx context.Context, c Clients, cfg *action.Configuratio
 			return cur, refuse("canary release %s revision %d was written by the old pipeline (image tag %q): deploy the canary with ringg-ci first (push to %s), so that stable gets an image pinned by digest and Secrets named by content",
 				from.Release, rel.Version, imageTagOf(rel), from.Branch)
 		}
-		if rel.Info.Status != hrelease.StatusDeployed {
-			return cur, refuse("canary release %s revision %d is %s, not deployed: deploy the canary again and wait for it to succeed", from.Release, rel.Version, rel.Info.Status)
+		if o := outcomeOf(rel); rel.Info.Status != hrelease.StatusDeployed || o != OutcomeProven {
+			return cur, refuse("canary release %s revision %d is %s (its rollout: %s), not deployed and proven: deploy the canary again and wait for it to succeed", from.Release, rel.Version, rel.Info.Status, o)
 		}
 		cur.SecretNames = secretNamesOf(rel)
 		want := digestOf(rel)

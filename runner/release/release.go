@@ -11,19 +11,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	helmkube "helm.sh/helm/v3/pkg/kube"
 	hrelease "helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 
-	"github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/runner/kube"
+	"github.com/ringg/ringg-ci/runner/lock"
 )
 
 // Clients are what every verb talks to the cluster with.
@@ -36,9 +40,62 @@ type Clients struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Cluster names the cluster Config reaches (kubeconfig context and
+	// server, or GKE cluster), for results and errors a person reads.
+	Cluster string
+
+	// fence stops Helm's writes once the run's lock is lost.
+	fence *fence
 }
 
+// fence refuses every request that changes the cluster, made through a
+// Helm configuration, once the lock the run holds is lost: Helm writes its
+// records and applies objects in one action that cannot be interrupted, so
+// a run cut off from the API server for longer than the lock's lease must
+// not resume it unprotected.
+type fence struct {
+	mu   sync.Mutex
+	held *lock.Held
+}
+
+func (f *fence) hold(h *lock.Held) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = h
+}
+
+func (f *fence) check() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.held == nil {
+		return nil
+	}
+	return f.held.Check()
+}
+
+type fenced struct {
+	base http.RoundTripper
+	f    *fence
+}
+
+func (t fenced) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		if err := t.f.check(); err != nil {
+			return nil, fmt.Errorf("refused to %s %s without the release's lock: %w", req.Method, req.URL.Path, err)
+		}
+	}
+	return t.base.RoundTrip(req)
+}
+
+// WrappedRoundTripper lets client-go see the transport underneath.
+func (t fenced) WrappedRoundTripper() http.RoundTripper { return t.base }
+
 func (c Clients) withDefaults() (Clients, error) {
+	if c.fence == nil {
+		c.fence = &fence{}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -68,8 +125,12 @@ func (c Clients) helmConfig(namespace string) (*action.Configuration, error) {
 	if c.Config == nil {
 		return nil, errors.New("no cluster connection: set Clients.Config")
 	}
+	rc := rest.CopyConfig(c.Config)
+	if c.fence != nil {
+		rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return fenced{base: rt, f: c.fence} })
+	}
 	cfg := new(action.Configuration)
-	if err := cfg.Init(kube.NewGetter(c.Config, namespace), namespace, "secret", helmLog(c.Logger)); err != nil {
+	if err := cfg.Init(kube.NewGetter(rc, namespace), namespace, "secret", helmLog(c.Logger)); err != nil {
 		return nil, fmt.Errorf("set up helm for namespace %s: %w", namespace, err)
 	}
 	if kc, ok := cfg.KubeClient.(*helmkube.Client); ok {
@@ -122,64 +183,23 @@ func roundFor(d, wave time.Duration) time.Duration {
 	return d.Round(time.Second)
 }
 
-// last returns the newest record of a release, or nil when it has none.
-func last(cfg *action.Configuration, name string) (*hrelease.Release, error) {
-	rel, err := cfg.Releases.Last(name)
-	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read history of release %s: %w", name, err)
-	}
-	return rel, nil
-}
-
-// recoverPending marks a release's last record failed when a killed run left
-// it pending-install, -upgrade or -rollback: with the lock held, no run is
-// working on it, and Helm refuses every later operation until it is resolved.
-// It returns a description of what it did ("" when nothing), and the last
-// record as it now stands (nil when the release has none), so callers need
-// not read the history again.
-func recoverPending(cfg *action.Configuration, name, holder string, log *slog.Logger) (string, *hrelease.Release, error) {
-	rel, err := last(cfg, name)
-	if err != nil || rel == nil || !rel.Info.Status.IsPending() {
-		return "", rel, err
-	}
-	was := rel.Info.Status
-	rel.Info.Status = hrelease.StatusFailed
-	rel.Info.Description = fmt.Sprintf("interrupted while %s; marked failed by %s", was, holder)
-	if err := cfg.Releases.Update(rel); err != nil {
-		return "", nil, fmt.Errorf("mark interrupted revision %d of release %s failed: %w", rel.Version, name, err)
-	}
-	msg := fmt.Sprintf("revision %d of release %s was left %s by an interrupted run: marked failed", rel.Version, name, was)
-	log.Warn("recovered interrupted release", "release", name, "revision", rel.Version, "was", string(was))
-	return msg, rel, nil
-}
-
-// statusRetries are the pauses before setStatus tries a failed write again:
-// 30 s in all, longer than an API server takes to restart on a busy node.
-var statusRetries = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second}
-
-// setStatus rewrites the status of one record. A write that fails for a
-// passing reason (an API server restart, a refreshed token) is tried again
-// for 30 s: the record must match the outcome, and after a good rollout the
-// write is all that is left to do.
+// setStatus rewrites the status and description of one record. A write
+// that fails for a passing reason (an API server restart, a refreshed token)
+// is tried again for 30 s: the record must match the outcome, and after a
+// good rollout the write is all that is left to do.
 func setStatus(cfg *action.Configuration, rel *hrelease.Release, st hrelease.Status, desc string) error {
 	rel.Info.Status = st
 	rel.Info.Description = desc
-	err := cfg.Releases.Update(rel)
-	for _, pause := range statusRetries {
-		if err == nil || !transient(err) {
-			break
-		}
-		time.Sleep(pause)
-		err = cfg.Releases.Update(rel)
+	err := retry.OnError(statusBackoff, transient, func() error { return cfg.Releases.Update(rel) })
+	if err != nil {
+		return fmt.Errorf("record revision %d of release %s as %s: %w", rel.Version, rel.Name, st, err)
 	}
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("record revision %d of release %s as %s: %w", rel.Version, rel.Name, st, err)
+	return nil
 }
+
+// statusBackoff spaces setStatus's attempts: 30 s in all, longer than an
+// API server takes to restart on a busy node.
+var statusBackoff = wait.Backoff{Duration: time.Second, Factor: 2, Steps: 6, Cap: 15 * time.Second}
 
 // transient tells errors worth retrying (the API server restarting, a token
 // being replaced) from refusals that will not change (RBAC, validation).
@@ -209,20 +229,30 @@ func digestOf(rel *hrelease.Release) string {
 }
 
 // keptSecretNames returns the Secret names any kept revision of any release
-// in the namespace references: those must survive a prune.
-func keptSecretNames(cfg *action.Configuration) (map[string]bool, error) {
+// in the namespace references, and those a takeover record keeps for a
+// rollback: those must survive a prune.
+func keptSecretNames(ctx context.Context, c Clients, cfg *action.Configuration, namespace string) (map[string]bool, error) {
 	all, err := cfg.Releases.ListReleases()
 	if err != nil {
 		return nil, fmt.Errorf("list release records: %w", err)
 	}
 	keep := map[string]bool{}
-	for _, rel := range all {
-		n := secretNamesOf(rel)
+	add := func(n pipeline.SecretNames) {
 		for _, v := range []string{n.AppEnv, n.GCPCreds} {
 			if v != "" {
 				keep[v] = true
 			}
 		}
+	}
+	for _, rel := range all {
+		add(secretNamesOf(rel))
+	}
+	recs, err := takeoverRecords(ctx, c.Kube, namespace)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		add(r.SecretNames)
 	}
 	return keep, nil
 }

@@ -2,8 +2,6 @@ package release
 
 import (
 	"errors"
-	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,9 +16,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	chartpkg "github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
+	chartpkg "github.com/ringg/ringg-ci/runner/chart"
 )
 
 const (
@@ -245,68 +243,6 @@ func oldRec(version int, status hrelease.Status, tag string) *hrelease.Release {
 		Info: &hrelease.Info{Status: status},
 		Config: map[string]any{"image": map[string]any{"tag": tag}, "replicaCount": float64(60),
 			"secretEnv": map[string]any{"OPENAI_API_KEY": "sk-not-a-real-key", "REDIS_URL": "redis://:pw@r:6379/0"}}}
-}
-
-func TestRollbackTarget(t *testing.T) {
-	tests := []struct {
-		name     string
-		recs     []*hrelease.Release
-		revision int
-		want     int
-		err      string
-	}{
-		{"previous deployed", []*hrelease.Release{rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusSuperseded, digestA), rec(3, hrelease.StatusDeployed, digestB)}, 0, 2, ""},
-		{"skips failed revisions", []*hrelease.Release{rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusFailed, digestB), rec(3, hrelease.StatusDeployed, digestB)}, 0, 1, ""},
-		{"stuck pending", []*hrelease.Release{rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusPendingUpgrade, digestB)}, 0, 1, ""},
-		{"given revision", []*hrelease.Release{rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusDeployed, digestB)}, 1, 1, ""},
-		{"unknown revision", []*hrelease.Release{rec(1, hrelease.StatusDeployed, digestA)}, 7, 0, "has no revision 7 (kept revisions: [1])"},
-		{"nothing earlier", []*hrelease.Release{rec(1, hrelease.StatusDeployed, digestA)}, 0, 0, "no earlier deployed revision"},
-		{"no history", nil, 0, 0, "has no history"},
-		{"previous written by the old pipeline", []*hrelease.Release{oldRec(1, hrelease.StatusSuperseded, "t1"), oldRec(2, hrelease.StatusSuperseded, "t2"), rec(3, hrelease.StatusDeployed, digestA)}, 0, 0,
-			`revision 2 of release web was written by the old pipeline (image tag "t2", no digest; 4 values given with -f and --set, which may hold secrets): ringg-ci does not roll back to it, since that would copy those values into a new record and run an image by tag; no other revision ringg-ci wrote is kept to roll back to, or deploy the image it ran, by digest, to the canary and promote it (find the digest with: gcloud artifacts docker images describe REPOSITORY:t2)`},
-		{"given revision written by the old pipeline", []*hrelease.Release{oldRec(1, hrelease.StatusSuperseded, "t1"), rec(2, hrelease.StatusSuperseded, digestA), rec(3, hrelease.StatusDeployed, digestB)}, 1, 0,
-			"roll back to a revision ringg-ci wrote with --revision N (kept: 2)"},
-		{"ringg-ci's revision after old ones", []*hrelease.Release{oldRec(1, hrelease.StatusSuperseded, "t1"), rec(2, hrelease.StatusSuperseded, digestA), rec(3, hrelease.StatusDeployed, digestB)}, 0, 2, ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := rollbackTarget(memoryConfig(t, tc.recs...), "web", tc.revision)
-			if tc.err != "" {
-				assert.ErrorContains(t, err, tc.err)
-				assert.Assert(t, !strings.Contains(err.Error(), "sk-not-a-real-key"), "the error shows no value")
-				return
-			}
-			assert.NilError(t, err)
-			assert.Equal(t, got.Version, tc.want)
-		})
-	}
-}
-
-func TestRecoverPending(t *testing.T) {
-	cfg := memoryConfig(t, rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusPendingUpgrade, digestB))
-	msg, lastRec, err := recoverPending(cfg, "web", "run 7", slog.New(slog.DiscardHandler))
-	assert.NilError(t, err)
-	assert.Equal(t, msg, "revision 2 of release web was left pending-upgrade by an interrupted run: marked failed")
-	assert.Equal(t, lastRec.Version, 2)
-	assert.Equal(t, lastRec.Info.Status, hrelease.StatusFailed)
-	r, err := cfg.Releases.Get("web", 2)
-	assert.NilError(t, err)
-	assert.Equal(t, r.Info.Status, hrelease.StatusFailed)
-	assert.Equal(t, r.Info.Description, "interrupted while pending-upgrade; marked failed by run 7")
-
-	msg, lastRec, err = recoverPending(cfg, "web", "run 8", slog.New(slog.DiscardHandler))
-	assert.NilError(t, err)
-	assert.Equal(t, msg, "", "a settled release needs no recovery")
-	assert.Equal(t, lastRec.Version, 2)
-}
-
-func TestKeptSecretNames(t *testing.T) {
-	other := rec(1, hrelease.StatusDeployed, digestB)
-	other.Name = "web-canary"
-	cfg := memoryConfig(t, rec(1, hrelease.StatusSuperseded, digestA), rec(2, hrelease.StatusDeployed, digestA), other)
-	keep, err := keptSecretNames(cfg)
-	assert.NilError(t, err)
-	assert.DeepEqual(t, keep, map[string]bool{"app-aaa": true, "creds-aaa": true, "app-bbb": true, "creds-bbb": true})
 }
 
 func TestTransient(t *testing.T) {

@@ -5,21 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
-	"helm.sh/helm/v3/pkg/action"
+	helmchart "helm.sh/helm/v3/pkg/chart"
 	hrelease "helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/ringg/ringg-ci/runner/chart"
-	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
 // Rollbacker returns a target to a known good state: stable to its previous
-// (or a given) revision, the canary to the image and Secrets stable runs.
-// It works when the release is stuck pending after an interrupted run.
+// good (or a given) revision, the canary to the image and Secrets stable
+// runs. It works when the release is stuck pending after an interrupted run,
+// and a rollback whose rollout fails returns to where it started.
 type Rollbacker struct {
 	Clients Clients
 	Plan    pipeline.RollbackPlan
@@ -34,57 +34,70 @@ func (r *Rollbacker) Run(ctx context.Context) (*Result, error) {
 	}
 	p := r.Plan
 	t := p.Target
+	c.Logger = c.Logger.With("target", t.Name)
 	what := fmt.Sprintf("rollback %s (release %s in %s)", t.Name, t.Release, t.Namespace)
 	cfg, err := c.helmConfig(t.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	r.Options.hearRecords(cfg)
+	var ch *helmchart.Chart
+	if p.ChartDir != "" {
+		if ch, err = chart.Load(p.ChartDir); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	j := &job{c: c, cfg: cfg, target: t, timeout: p.Timeout, holder: p.Holder, verb: verbRollback, opts: r.Options}
 	if p.Mode == pipeline.ToPromoted {
-		return r.toPromoted(ctx, c, cfg, what)
+		err = r.toPromoted(ctx, j, ch)
+	} else {
+		err = r.toRevision(ctx, j, ch)
 	}
-	return r.toRevision(ctx, c, cfg, what)
-}
-
-// toPromoted upgrades the canary with its own values files and the digest
-// and Secret names of the deployed stable release.
-func (r *Rollbacker) toPromoted(ctx context.Context, c Clients, cfg *action.Configuration, what string) (*Result, error) {
-	p := r.Plan
-	if p.Source == nil {
-		return nil, fmt.Errorf("%s: the plan names no source target: build it with pipeline.NewRollback", what)
+	if err == nil {
+		err = j.prepare(ctx)
 	}
-	src := deployedRecord(cfg, p.Source.Release)
-	if src == nil {
-		return nil, fmt.Errorf("%s: release %s of %s has no deployed revision to return to: roll %s back to a revision instead", what, p.Source.Release, p.Source.Name, p.Target.Name)
+	if err == nil {
+		err = j.guardTakeover(ctx)
 	}
-	ch, err := chart.Load(p.ChartDir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return j.run(ctx)
+}
+
+// toPromoted makes j upgrade the canary with its own values files and the
+// digest and Secret names of the last good stable revision.
+func (r *Rollbacker) toPromoted(ctx context.Context, j *job, ch *helmchart.Chart) error {
+	p := r.Plan
+	if p.Source == nil || ch == nil {
+		return errors.New("the plan names no source target or chart: build it with pipeline.NewRollback")
+	}
+	sh, err := readHistory(j.cfg, p.Source.Release)
+	if err != nil {
+		return err
+	}
+	if err := sh.checkOwner(*p.Source, fingerprint{}, j.c.Cluster); err != nil {
+		return err
+	}
+	src := sh.lastGood()
+	if src == nil {
+		return fmt.Errorf("release %s of %s has no good revision to return to: roll %s back to a revision instead", p.Source.Release, p.Source.Name, p.Target.Name)
 	}
 	digest, names, bundle := digestOf(src), secretNamesOf(src), (*secrets.Bundle)(nil)
 	if originOf(src) == OriginOldPipeline {
 		// The old pipeline's record names a tag and fixed-name Secrets: run
 		// the digest stable's pods run, with an immutable copy of the Secrets
 		// they read. Nothing of the old record's values is used.
-		if digest, bundle, err = r.fromOldPipeline(ctx, c, src); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
+		if digest, bundle, err = r.fromOldPipeline(ctx, j.c, src); err != nil {
+			return err
 		}
 		n := bundle.Names()
 		names = pipeline.SecretNames{AppEnv: n.AppEnv, GCPCreds: n.GCPCreds}
 	}
-	j := &job{
-		c: c, cfg: cfg, target: p.Target, chart: ch, chartDir: p.ChartDir, files: p.ValuesFiles,
-		image:   pipeline.Image{Repository: p.Target.Image, Digest: digest},
-		names:   func(*hrelease.Release) pipeline.SecretNames { return names },
-		bundle:  bundle,
-		timeout: p.Timeout, holder: p.Holder, verb: "rollback", opts: r.Options,
-	}
-	if err := j.prepare(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if err := j.guardTakeover(ctx); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return j.run(ctx)
+	j.bundle = bundle
+	j.desire = fromChart(ch, p.ChartDir, p.ValuesFiles, p.Target, pipeline.Image{Repository: p.Target.Image, Digest: digest},
+		func(history) pipeline.SecretNames { return names })
+	return nil
 }
 
 // fromOldPipeline resolves what a release the old pipeline deployed runs:
@@ -133,157 +146,87 @@ func liveSecretNames(spec *corev1.PodSpec) secrets.Names {
 	return n
 }
 
-// toRevision is Helm's rollback to p.Revision or to the revision deployed
-// before the current one.
-func (r *Rollbacker) toRevision(ctx context.Context, c Clients, cfg *action.Configuration, what string) (*Result, error) {
+// toRevision makes j return the release to p.Revision or, by default, to
+// the good revision history.rollbackTarget picks, decided again under the
+// lock. A ringg-ci revision returns with its own chart and values; the old
+// pipeline's revision only through its takeover record (by digest, with
+// copies of its Secrets), never with its values.
+func (r *Rollbacker) toRevision(ctx context.Context, j *job, ch *helmchart.Chart) error {
 	p := r.Plan
 	t := p.Target
-	name := t.Release
-	start := c.Now()
-	res := &Result{Target: t.Name, Release: name, Namespace: t.Namespace}
-	defer func() { res.Duration = c.Now().Sub(start) }()
-	// Validate before the lock: the history exists and has the revision, and
-	// ringg-ci wrote it.
-	if _, err := rollbackTarget(cfg, name, p.Revision); err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
-	}
-	held, unlock, err := takeLock(ctx, c, lock.Options{Namespace: t.Namespace, Release: name, Holder: p.Holder, TTL: r.Options.LockTTL})
-	if err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
-	}
-	defer unlock()
-	if res.Recovered, _, err = recoverPending(cfg, name, p.Holder, c.Logger); err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
-	}
-	if d := deployedRecord(cfg, name); d != nil {
-		res.Previous = d.Version
-	}
-	to, err := rollbackTarget(cfg, name, p.Revision)
-	if err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
-	}
-	res.Digest, res.SecretNames = digestOf(to), secretNamesOf(to)
-	rd, err := rolloutOfManifest(to.Manifest)
-	if err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
-	}
-	timeout := p.Timeout
-	if timeout == 0 {
-		timeout = pipeline.RolloutTimeout(rd.rollout)
-	}
-	res.Timeout = timeout
-	rb := action.NewRollback(cfg)
-	rb.Version = to.Version
-	rb.MaxHistory = pipeline.MaxHistory
-	if err := rb.Run(name); err != nil {
-		if now, _ := last(cfg, name); now != nil {
-			res.Revision, res.Status = now.Version, string(now.Info.Status)
+	if ch != nil {
+		want, err := targetFingerprint(ch, p.ChartDir, t)
+		if err != nil {
+			return err
 		}
-		return res, fmt.Errorf("%s: helm rollback to revision %d: %s", what, to.Version, oneLine(err))
+		j.want = want
 	}
-	now, err := last(cfg, name)
-	if err != nil || now == nil {
-		return res, fmt.Errorf("%s: read the rolled back record: %w", what, err)
+	tk, err := readTakeover(ctx, j.c.Kube, t.Namespace, t.Release)
+	if err != nil {
+		return err
 	}
-	res.Revision = now.Version
-	desc := fmt.Sprintf("Rollback to %d by %s", to.Version, p.Holder)
-	if err := setStatus(cfg, now, hrelease.StatusPendingRollback, "waiting for the rollout of the rollback"); err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
+	j.desire = func(h history) (spec, error) {
+		to, err := h.rollbackTarget(p.Revision)
+		if err != nil {
+			return spec{}, err
+		}
+		if originOf(to) == OriginRinggCI {
+			return fromRecord(to)
+		}
+		if !tk.usable() || tk.Revision != to.Version || ch == nil {
+			return spec{}, oldRevisionRefused(to, h, tk)
+		}
+		image := pipeline.Image{Repository: t.Image, Digest: tk.Digest}
+		return fromChart(ch, p.ChartDir, t.ValuesFiles, t, image, func(history) pipeline.SecretNames { return tk.SecretNames })(h)
 	}
-	j := job{c: c, cfg: cfg, target: t, opts: r.Options, timeout: timeout}
-	pods, werr := j.watch(ctx, held, rd.deployment, "rollback")
-	res.Pods = pods
-	if werr != nil {
-		fctx, cancel := bounded(ctx, 30*time.Second)
-		defer cancel()
-		err := setStatus(cfg, now, hrelease.StatusFailed, "rollback rollout failed: "+oneLine(werr))
-		res.Status = string(hrelease.StatusFailed)
-		res.Pruned = prune(fctx, c, cfg, t.Namespace)
-		return res, errors.Join(fmt.Errorf("%s to revision %d failed: %w; look at the pods named above, then roll back to another revision", what, to.Version, werr), err)
-	}
-	if err := setStatus(cfg, now, hrelease.StatusDeployed, desc); err != nil {
-		return res, fmt.Errorf("%s: %w", what, err)
-	}
-	res.Status = string(hrelease.StatusDeployed)
-	res.Pruned = prune(ctx, c, cfg, t.Namespace)
-	return res, nil
+	return nil
 }
 
-// rollbackTarget returns the record to roll back to: revision, or the newest
-// revision that was deployed (now superseded) before the current deployed
-// one (or before the last record when none is deployed).
-func rollbackTarget(cfg *action.Configuration, name string, revision int) (*hrelease.Release, error) {
-	hist, err := cfg.Releases.History(name)
-	if err != nil || len(hist) == 0 {
-		return nil, fmt.Errorf("release %s has no history (%v): there is nothing to roll back to", name, err)
+// targetFingerprint renders t's own values to learn what its release looks
+// like.
+func targetFingerprint(ch *helmchart.Chart, dir string, t targets.Target) (fingerprint, error) {
+	sp, err := fromChart(ch, dir, t.ValuesFiles, t, pipeline.Image{Repository: t.Image, Digest: pipeline.PlaceholderDigest},
+		func(history) pipeline.SecretNames { return pipeline.SecretNames{} })(nil)
+	if err != nil {
+		return fingerprint{}, err
 	}
-	if revision > 0 {
-		for _, h := range hist {
-			if h.Version == revision {
-				return onlyRinggCI(h, hist)
-			}
-		}
-		var have []int
-		for _, h := range hist {
-			have = append(have, h.Version)
-		}
-		return nil, fmt.Errorf("release %s has no revision %d (kept revisions: %v): pick one of those", name, revision, have)
-	}
-	current := 0
-	for _, h := range hist {
-		if h.Info.Status == hrelease.StatusDeployed {
-			current = max(current, h.Version)
-		}
-	}
-	if current == 0 {
-		for _, h := range hist {
-			current = max(current, h.Version)
-		}
-		current++ // consider every record older than "now"
-	}
-	var best *hrelease.Release
-	for _, h := range hist {
-		if h.Version < current && h.Info.Status == hrelease.StatusSuperseded && (best == nil || h.Version > best.Version) {
-			best = h
-		}
-	}
-	if best == nil {
-		return nil, fmt.Errorf("release %s has no earlier deployed revision than %d: roll back to a given revision", name, current)
-	}
-	return onlyRinggCI(best, hist)
+	return fingerprint{Repository: t.Image, Hosts: fingerprintOf(sp.r.manifests.Text).Hosts}, nil
 }
 
 // ErrOldPipelineRevision means a rollback was asked to return to a revision
-// the old pipeline wrote, which ringg-ci never does.
+// the old pipeline wrote for which no takeover record says what it ran.
 var ErrOldPipelineRevision = errors.New("revision written by the old pipeline")
 
-// onlyRinggCI refuses a revision ringg-ci did not write. Helm's rollback
-// copies a record's values into a new one and renders them: for the old
-// pipeline's records that stores again, and puts back into the
-// Deployment's env, the secrets its workflow passed with --set, and runs an
-// image by tag against fixed-name Secrets whose content nobody can vouch
-// for.
-func onlyRinggCI(rel *hrelease.Release, hist []*hrelease.Release) (*hrelease.Release, error) {
-	if originOf(rel) == OriginRinggCI {
-		return rel, nil
-	}
+// oldRevisionRefused refuses a rollback to the old pipeline's revision rel
+// that its takeover record tk (nil when none) cannot serve. Helm's rollback
+// would copy the record's values into a new one: for the old pipeline's
+// records that stores again, and puts back into the Deployment's env, the
+// secrets its workflow passed with --set, and runs an image by tag.
+func oldRevisionRefused(rel *hrelease.Release, h history, tk *TakeoverRecord) error {
 	var ours []int
-	for _, h := range hist {
-		if originOf(h) == OriginRinggCI && h.Info.Status == hrelease.StatusSuperseded {
-			ours = append(ours, h.Version)
+	for _, r := range h {
+		if originOf(r) == OriginRinggCI && good(r) && r.Version != h.last().Version {
+			ours = append(ours, r.Version)
 		}
 	}
 	slices.Sort(ours)
-	todo := "no other revision ringg-ci wrote is kept to roll back to"
+	todo := "no other good revision ringg-ci wrote is kept to roll back to"
 	if len(ours) > 0 {
-		todo = "roll back to a revision ringg-ci wrote with --revision N (kept: " + revisionList(ours) + ")"
+		todo = "roll back to a revision ringg-ci wrote with --revision N (good: " + revisionList(ours) + ")"
+	}
+	why := "no takeover record says what it ran (the takeover happened before ringg-ci kept one)"
+	switch {
+	case tk != nil && tk.Revision != rel.Version:
+		why = fmt.Sprintf("the takeover record is of revision %d", tk.Revision)
+	case tk != nil && tk.Missing != "":
+		why = "its takeover record is incomplete: " + tk.Missing
 	}
 	tag := imageTagOf(rel)
-	return nil, fmt.Errorf("%w: revision %d of release %s was written by the old pipeline (image tag %q, no digest; %d values given with -f and --set, which may hold secrets): "+
-		"ringg-ci does not roll back to it, since that would copy those values into a new record and run an image by tag; %s, "+
+	return fmt.Errorf("%w: revision %d of release %s was written by the old pipeline (image tag %q, no digest; %d values given with -f and --set, which may hold secrets), and %s: "+
+		"ringg-ci does not copy those values into a new record nor run an image by tag; %s, "+
 		"or deploy the image it ran, by digest, to the canary and promote it (find the digest with: gcloud artifacts docker images describe REPOSITORY:%s), "+
 		"or go back to the old pipeline (docs/operations.md, \"First run in production\")",
-		ErrOldPipelineRevision, rel.Version, rel.Name, tag, len(leaves(rel.Config)), todo, tag)
+		ErrOldPipelineRevision, rel.Version, rel.Name, tag, len(leaves(rel.Config)), why, todo, tag)
 }
 
 // rolloutOfManifest reads the Deployment of a release record.
@@ -292,5 +235,5 @@ func rolloutOfManifest(manifest string) (rendered, error) {
 	if dep == nil {
 		return rendered{}, nil
 	}
-	return rendered{deployment: dep.Name, rollout: rolloutParams(dep)}, nil
+	return rendered{manifests: chart.Manifests{Text: manifest}, deployment: dep.Name, rollout: rolloutParams(dep), replicasSet: dep.Spec.Replicas != nil, spec: dep}, nil
 }

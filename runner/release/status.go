@@ -29,6 +29,9 @@ type TargetStatus struct {
 	ImageTag string `json:"imageTag,omitempty"`
 	// Origin says which pipeline wrote the record shown.
 	Origin Origin `json:"origin,omitempty"`
+	// Outcome is the shown record's rollout outcome; a record newer than it
+	// that did not serve is Later.
+	Outcome Outcome `json:"outcome,omitempty"`
 	// Later is a record newer than the deployed one shown (a failed
 	// upgrade whose release was returned to the deployed record), if any.
 	Later       *LaterRecord         `json:"later,omitempty"`
@@ -43,11 +46,13 @@ type TargetStatus struct {
 	Pods    []PodImage `json:"pods,omitempty"`
 }
 
-// LaterRecord is a release record newer than the deployed one.
+// LaterRecord is a release record newer than the one that describes what
+// runs: a failed, interrupted or pending revision.
 type LaterRecord struct {
-	Revision    int    `json:"revision"`
-	Status      string `json:"status"`
-	Description string `json:"description,omitempty"`
+	Revision    int     `json:"revision"`
+	Status      string  `json:"status"`
+	Outcome     Outcome `json:"outcome"`
+	Description string  `json:"description,omitempty"`
 }
 
 // Promotion compares a promoted target with its destination.
@@ -60,6 +65,8 @@ type Promotion struct {
 
 // Status is the state of the planned targets.
 type Status struct {
+	// Clusters name the clusters read, in the order of Targets'.
+	Clusters   []string       `json:"clusters,omitempty"`
 	Targets    []TargetStatus `json:"targets"`
 	Promotions []Promotion    `json:"promotions,omitempty"`
 	// Warnings need a person: records of the old pipeline still kept.
@@ -69,6 +76,9 @@ type Status struct {
 // String renders the status for a person, one line per target.
 func (s Status) String() string {
 	var b strings.Builder
+	for _, c := range s.Clusters {
+		fmt.Fprintf(&b, "cluster: %s\n", c)
+	}
 	for _, t := range s.Targets {
 		if !t.Installed {
 			fmt.Fprintf(&b, "%-8s release %s in %s: not installed\n", t.Target, t.Release, t.Namespace)
@@ -78,10 +88,14 @@ func (s Status) String() string {
 		if t.Origin == OriginOldPipeline {
 			img = fmt.Sprintf("tag %q (written by the old pipeline)", t.ImageTag)
 		}
+		state := t.Status
+		if t.Outcome != "" && t.Outcome != OutcomeUnknown {
+			state += ", " + string(t.Outcome)
+		}
 		fmt.Fprintf(&b, "%-8s release %s in %s: revision %d %s, %d/%d pods ready, image %s (running %s)\n",
-			t.Target, t.Release, t.Namespace, t.Revision, t.Status, t.Ready, t.Desired, img, shortList(t.Running))
+			t.Target, t.Release, t.Namespace, t.Revision, state, t.Ready, t.Desired, img, shortList(t.Running))
 		if l := t.Later; l != nil {
-			fmt.Fprintf(&b, "%-8s   later revision %d %s: %s\n", "", l.Revision, l.Status, strings.Join(strings.Fields(l.Description), " "))
+			fmt.Fprintf(&b, "%-8s   later revision %d %s (%s): %s\n", "", l.Revision, l.Status, l.Outcome, strings.Join(strings.Fields(l.Description), " "))
 		}
 	}
 	for _, p := range s.Promotions {
@@ -125,6 +139,9 @@ func (s *Statuser) Run(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	out := &Status{}
+	if c.Cluster != "" {
+		out.Clusters = []string{c.Cluster}
+	}
 	for _, t := range s.Plan.Targets {
 		ts, err := targetStatus(ctx, c, t)
 		if err != nil {
@@ -171,15 +188,15 @@ func targetStatus(ctx context.Context, c Clients, t targets.Target) (TargetStatu
 	if rel == nil {
 		return ts, nil
 	}
-	// What runs is the deployed record's; a newer one failed and was
-	// returned from (e.g. to an old pipeline's record, which is restored
-	// without a record of its own).
-	if d := hist.deployed(); d != nil && d.Version < rel.Version {
-		ts.Later = &LaterRecord{Revision: rel.Version, Status: string(rel.Info.Status), Description: rel.Info.Description}
-		rel = d
+	// What runs is described by the last good record; a newer one failed,
+	// was interrupted or is pending (e.g. returned from to an old
+	// pipeline's record, which is restored without a record of its own).
+	if cur := hist.current(); cur.Version < rel.Version {
+		ts.Later = &LaterRecord{Revision: rel.Version, Status: string(rel.Info.Status), Outcome: outcomeOf(rel), Description: rel.Info.Description}
+		rel = cur
 	}
 	ts.Installed = true
-	ts.Revision, ts.Status, ts.Description = rel.Version, string(rel.Info.Status), rel.Info.Description
+	ts.Revision, ts.Status, ts.Description, ts.Outcome = rel.Version, string(rel.Info.Status), rel.Info.Description, outcomeOf(rel)
 	ts.Digest, ts.SecretNames = digestOf(rel), secretNamesOf(rel)
 	ts.Origin = originOf(rel)
 	if ts.Origin == OriginOldPipeline {

@@ -8,9 +8,9 @@ import (
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/golden"
 
-	"github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/kube"
 )
 
 func TestStatusText(t *testing.T) {

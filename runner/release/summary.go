@@ -21,6 +21,10 @@ func (r *Result) Summary() string {
 		}
 	}
 	row("namespace", r.Namespace)
+	row("cluster", r.Cluster)
+	if r.Failed > 0 {
+		row("failed revision", fmt.Sprint(r.Failed))
+	}
 	if r.Image != "" {
 		row("image", "`"+r.Image+"`")
 	} else if r.Digest != "" {
@@ -77,9 +81,10 @@ func (p *PromoteResult) Summary() string {
 	return b.String()
 }
 
-// Merge appends other's targets and promotions: the status of targets read
+// Merge appends other's clusters, targets and promotions: the status of targets read
 // through different clusters.
 func (s *Status) Merge(other *Status) {
+	s.Clusters = append(s.Clusters, other.Clusters...)
 	s.Targets = append(s.Targets, other.Targets...)
 	s.Promotions = append(s.Promotions, other.Promotions...)
 	s.Warnings = append(s.Warnings, other.Warnings...)

@@ -9,10 +9,10 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
 
-	"github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/kube"
+	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
 func deployedResult() *Result {

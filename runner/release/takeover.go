@@ -157,15 +157,15 @@ func (j *job) guardTakeover(ctx context.Context) error {
 	if base == nil {
 		return nil
 	}
-	vals, _, r, err := j.values(base)
+	sp, err := j.desire(hist)
 	if err != nil {
 		return err
 	}
-	rs, err := refusals(ctx, j.c, j.target, base.Manifest, r.manifests.Text)
+	rs, err := refusals(ctx, j.c, j.target, base.Manifest, sp.r.manifests.Text)
 	if err != nil || len(rs) == 0 {
 		return err
 	}
-	red := newRedactor(base.Config, j.chart.Schema, vals)
+	red := newRedactor(base.Config, sp.chart.Schema, sp.values)
 	return takeoverErr{msg: red.text(refusalError(base, rs, setIn(j.target)).Error())}
 }
 

@@ -15,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 
-	chartpkg "github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/ci/targets"
+	chartpkg "github.com/ringg/ringg-ci/runner/chart"
 )
 
 func TestOriginOf(t *testing.T) {

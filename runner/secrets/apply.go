@@ -73,11 +73,14 @@ func Describe(ctx context.Context, c kubernetes.Interface, b Bundle) ([]Status, 
 }
 
 // Apply creates the bundle's Secrets with server-side apply (field manager
-// "ringg-ci"). It is idempotent: a Secret that already exists with the same
-// content and labels is not written at all, so a second identical run leaves
-// every resourceVersion as it was. A Secret of the same name with other
-// content is an error wrapping ErrConflict.
-func Apply(ctx context.Context, c kubernetes.Interface, b Bundle) (Result, error) {
+// "ringg-ci"), stamped with the time now (AnnotationAppliedAt). A Secret that
+// already exists with the same content and labels, applied less than
+// RefreshAfter ago, is not written at all, so a second identical run leaves
+// every resourceVersion as it was; one applied longer ago is stamped again,
+// so that a concurrent prune of another track spares it (PruneWith). A
+// Secret of the same name with other content is an error wrapping
+// ErrConflict.
+func Apply(ctx context.Context, c kubernetes.Interface, b Bundle, now time.Time) (Result, error) {
 	res := Result{Namespace: b.namespace}
 	api := c.CoreV1().Secrets(b.namespace)
 	for _, s := range b.secrets {
@@ -91,7 +94,7 @@ func Apply(ctx context.Context, c kubernetes.Interface, b Bundle) (Result, error
 			return res, conflictError(b.namespace, s)
 		default:
 			st.State = StateUnchanged
-			if upToDate(live, s) {
+			if upToDate(live, s) && now.Sub(appliedAt(live)) < RefreshAfter {
 				res.Secrets = append(res.Secrets, st)
 				continue
 			}
@@ -99,7 +102,9 @@ func Apply(ctx context.Context, c kubernetes.Interface, b Bundle) (Result, error
 		// Force: these names belong to ringg-ci; take over labels someone else
 		// may have set. Data cannot change: the Secret is immutable and the
 		// content was checked above.
-		if _, err := api.Apply(ctx, applyConfig(b.namespace, s), metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+		// An apply, unlike an update, also creates a Secret a prune deleted
+		// since the Get above.
+		if _, err := api.Apply(ctx, applyConfig(b.namespace, s, now), metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
 			if apierrors.IsInvalid(err) && st.State == StateCreated {
 				// Created by someone else between Get and Apply, with other content.
 				return res, conflictError(b.namespace, s)
@@ -116,11 +121,25 @@ func conflictError(namespace string, s *secret) error {
 		"delete it (kubectl -n %s delete secret %s) and run again", s.name, namespace, ErrConflict, s.hash[:hashChars], namespace, s.name)
 }
 
+// RefreshAfter is how old an apply stamp may get before Apply writes a new
+// one on an unchanged Secret: well inside DefaultPruneMinAge, so that a
+// Secret a deploy is about to use always looks recent to a prune.
+const RefreshAfter = DefaultPruneMinAge / 2
+
+// appliedAt is when a Secret was last applied: its stamp, else its creation.
+func appliedAt(s *corev1.Secret) time.Time {
+	t := s.CreationTimestamp.Time
+	if at, err := time.Parse(time.RFC3339, s.Annotations[AnnotationAppliedAt]); err == nil && at.After(t) {
+		t = at
+	}
+	return t
+}
+
 // applyConfig is the desired Secret.
-func applyConfig(namespace string, s *secret) *corev1apply.SecretApplyConfiguration {
+func applyConfig(namespace string, s *secret, now time.Time) *corev1apply.SecretApplyConfiguration {
 	return corev1apply.Secret(s.name, namespace).
 		WithLabels(labels(s.kind)).
-		WithAnnotations(map[string]string{AnnotationHash: s.hash}).
+		WithAnnotations(map[string]string{AnnotationHash: s.hash, AnnotationAppliedAt: now.UTC().Format(time.RFC3339)}).
 		WithType(corev1.SecretTypeOpaque).
 		WithImmutable(true).
 		WithData(s.data)
@@ -176,8 +195,9 @@ type PruneOptions struct {
 	// stable share one), plus those of any revision that should stay
 	// rollback-able. It must not be empty.
 	Keep map[string]bool
-	// MinAge spares Secrets created less than this long ago; zero spares
-	// none. Deploys should pass DefaultPruneMinAge.
+	// MinAge spares Secrets created or applied (AnnotationAppliedAt) less
+	// than this long ago; zero spares none. Deploys should pass
+	// DefaultPruneMinAge.
 	MinAge time.Duration
 	// Clock tells the time; nil means time.Now.
 	Clock func() time.Time
@@ -192,14 +212,32 @@ func Prune(ctx context.Context, c kubernetes.Interface, namespace string, keep m
 
 // PruneWith deletes the Secrets this package created in opts.Namespace (found
 // by label) whose names are not in opts.Keep, and returns the deleted names,
-// sorted. Secrets without the labels, such as the old fixed-name
-// dv-pipecat-app-secrets, are never touched, nor are Secrets younger than
-// opts.MinAge, nor any Secret that a Pod or Deployment in the namespace still
-// references. An empty keep set is refused, since it would delete everything.
+// sorted: PlanPrune, then Delete.
 func PruneWith(ctx context.Context, c kubernetes.Interface, opts PruneOptions) ([]string, error) {
+	p, err := PlanPrune(ctx, c, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.Delete(ctx, c)
+}
+
+// PrunePlan is what a prune found to delete: each Secret as it was listed.
+type PrunePlan struct {
+	Namespace string
+	Secrets   []corev1.Secret
+}
+
+// PlanPrune lists what PruneWith deletes: the Secrets this package created
+// whose names are not in opts.Keep. Secrets without the labels, such as the
+// old fixed-name dv-pipecat-app-secrets, are never chosen, nor are Secrets
+// created or applied less than opts.MinAge ago, nor any Secret that a Pod
+// or Deployment in the namespace references. An empty keep set is refused,
+// since it would delete everything.
+func PlanPrune(ctx context.Context, c kubernetes.Interface, opts PruneOptions) (PrunePlan, error) {
 	namespace, keep, minAge := opts.Namespace, opts.Keep, opts.MinAge
+	plan := PrunePlan{Namespace: namespace}
 	if len(keep) == 0 {
-		return nil, fmt.Errorf("prune secrets in %s: refusing to prune with nothing to keep; pass the Secret names every release in the namespace uses", namespace)
+		return plan, fmt.Errorf("prune secrets in %s: refusing to prune with nothing to keep; pass the Secret names every release in the namespace uses", namespace)
 	}
 	clock := opts.Clock
 	if clock == nil {
@@ -208,43 +246,52 @@ func PruneWith(ctx context.Context, c kubernetes.Interface, opts PruneOptions) (
 	now := clock()
 	list, err := c.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{LabelSelector: managedSelector()})
 	if err != nil {
-		return nil, fmt.Errorf("prune secrets in %s: list managed secrets: %w; check that the CI identity may list Secrets there", namespace, err)
+		return plan, fmt.Errorf("prune secrets in %s: list managed secrets: %w; check that the CI identity may list Secrets there", namespace, err)
 	}
 	var candidates []corev1.Secret
 	for _, s := range list.Items {
-		if !keep[s.Name] && now.Sub(s.CreationTimestamp.Time) >= minAge {
+		if !keep[s.Name] && now.Sub(appliedAt(&s)) >= minAge {
 			candidates = append(candidates, s)
 		}
 	}
 	if len(candidates) == 0 {
-		return nil, nil
+		return plan, nil
 	}
 	inUse, err := referenced(ctx, c, namespace)
 	if err != nil {
-		return nil, fmt.Errorf("prune secrets in %s: %w", namespace, err)
+		return plan, fmt.Errorf("prune secrets in %s: %w", namespace, err)
 	}
 	slices.SortFunc(candidates, func(a, b corev1.Secret) int { return strings.Compare(a.Name, b.Name) })
+	for _, s := range candidates {
+		if !inUse[s.Name] {
+			plan.Secrets = append(plan.Secrets, s)
+		}
+	}
+	return plan, nil
+}
+
+// Delete deletes the planned Secrets, each only if it is still as it was
+// listed: one a deploy applied again since (to use it) is left alone.
+func (p PrunePlan) Delete(ctx context.Context, c kubernetes.Interface) ([]string, error) {
 	var deleted []string
 	var errs []error
-	for _, s := range candidates {
-		if inUse[s.Name] {
-			continue
-		}
+	for _, s := range p.Secrets {
 		uid, rv := s.UID, s.ResourceVersion
-		err := c.CoreV1().Secrets(namespace).Delete(ctx, s.Name, metav1.DeleteOptions{
+		err := c.CoreV1().Secrets(p.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{
 			Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv},
 		})
 		switch {
 		case err == nil:
 			deleted = append(deleted, s.Name)
 		case apierrors.IsNotFound(err), apierrors.IsConflict(err):
-			// Gone already, or changed since the list: leave it to the next run.
+			// Gone already, or changed since the list (a deploy applied it
+			// again to use it): leave it to the next run.
 		default:
 			errs = append(errs, fmt.Errorf("delete secret %s: %w", s.Name, err))
 		}
 	}
 	if len(errs) > 0 {
-		return deleted, fmt.Errorf("prune secrets in %s: %w; check that the CI identity may delete Secrets there", namespace, errors.Join(errs...))
+		return deleted, fmt.Errorf("prune secrets in %s: %w; check that the CI identity may delete Secrets there", p.Namespace, errors.Join(errs...))
 	}
 	return deleted, nil
 }

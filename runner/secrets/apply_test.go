@@ -109,7 +109,7 @@ func TestDescribeAndApplyDetectTampering(t *testing.T) {
 	assert.Equal(t, st[0].State, StateConflict)
 	assert.Equal(t, st[0].Name, name)
 
-	_, err = Apply(ctx, c, b)
+	_, err = Apply(ctx, c, b, time.Now())
 	assert.Assert(t, errors.Is(err, ErrConflict))
 	assert.Assert(t, is.Contains(err.Error(), "kubectl -n default delete secret "+name))
 	assertNoLeak(t, err.Error())

@@ -74,15 +74,19 @@ const (
 
 // Labels and annotations set on every Secret this package creates.
 const (
-	LabelManagedBy  = "app.kubernetes.io/managed-by"
-	LabelName       = "app.kubernetes.io/name"
-	LabelKind       = "ringg-ci/secret"
-	AnnotationHash  = "ringg-ci/content-sha256"
-	ManagedBy       = "ringg-ci"
-	AppName         = "dv-pipecat"
-	FieldManager    = "ringg-ci"
-	DefaultAppEnv   = "dv-pipecat-app-secrets"
-	DefaultGCPCreds = "dv-pipecat-gcp-creds"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelName      = "app.kubernetes.io/name"
+	LabelKind      = "ringg-ci/secret"
+	AnnotationHash = "ringg-ci/content-sha256"
+	// AnnotationAppliedAt is when a deploy last applied the Secret (RFC
+	// 3339): a prune spares what was applied recently, and a prune that
+	// listed the Secret before that apply fails its delete's precondition.
+	AnnotationAppliedAt = "ringg-ci/applied-at"
+	ManagedBy           = "ringg-ci"
+	AppName             = "dv-pipecat"
+	FieldManager        = "ringg-ci"
+	DefaultAppEnv       = "dv-pipecat-app-secrets"
+	DefaultGCPCreds     = "dv-pipecat-gcp-creds"
 )
 
 // credsKey is the data key of the credentials Secret; the chart mounts it at

@@ -10,9 +10,9 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/runner/secrets"
-	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/tools/bench/internal/plans"
 )
 

@@ -48,10 +48,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/chart"
+	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/testcluster"
 )
 

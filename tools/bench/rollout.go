@@ -18,8 +18,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/testcluster"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
 )

@@ -1,0 +1,402 @@
+package integration
+
+// The crash-consistency matrix (issue 20). Every verb that changes the
+// cluster (deploy, promote, rollback of each target, scale, takeover
+// --delete-old-records), on its good path and on its failure path, is run
+// once in a child process to learn its steps: after the lock, after the
+// Secrets, after each of Helm's record writes, while it watches, inside the
+// failure path's return to the last good revision, before the final status
+// write. Then, for every step, a fresh namespace is brought to the same
+// state, the verb is stopped there and killed with SIGKILL (or cut off from
+// the API server for longer than its lock's lease, TestCrashConsistencyOutage),
+// and the next verbs run: each once with an image that works and once with
+// one that fails. After each, invariants are checked on the cluster:
+//
+//   - stable's Deployment and Service exist;
+//   - what runs (each Deployment's image) is its release's last good
+//     revision's, which is the new revision when the next verb proved it;
+//   - the record Helm says is deployed is that revision;
+//   - no record is left pending without a holder;
+//   - no Secret a live or draining pod, or a Deployment, references is gone;
+//   - no secret value is in any record;
+//   - the release of the other target was not touched.
+//
+// Stable runs 4 replicas here (a values file of the chart copied with
+// replicaCount 4): the matrix tests the states runs leave, not scale.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	hrelease "helm.sh/helm/v3/pkg/release"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/runner/secrets"
+)
+
+// The images of the matrix: stable's two good revisions, the canary's, the
+// digest the killed verbs deploy and those of the next verbs.
+var (
+	mxStable1 = digest("1")
+	mxStable2 = digest("2")
+	mxCanary  = digest("b")
+	mxKilled  = digest("k")
+	mxNext    = digest("n")
+	mxBad     = digest("x")
+)
+
+// mxSecret is in the secrets JSON of the matrix's deploys: no record may hold it.
+const mxSecret = "MATRIXSECRET"
+
+// matrixEnv is one sequence's namespace.
+type matrixEnv struct {
+	*relEnv
+	pool  *brokenImages
+	chart string
+	// other is the release the sequence must not touch, and its state.
+	other     string
+	otherWas  string
+	lockTTL   time.Duration
+	bundle    *secrets.Bundle
+	bundleFor *pipeline.SecretNames
+}
+
+// scenario is a verb to stop, from a state its setup makes.
+type scenario struct {
+	name   string
+	target targets.Name
+	// setup brings a fresh namespace to the state before the verb.
+	setup func(*matrixEnv)
+	// killed is the verb, in a child.
+	killed childSpec
+	// nexts are the verbs run after the killed one.
+	nexts []nextVerb
+}
+
+// nextVerb is a verb run after a killed one; bad makes it fail (its image,
+// or the revision it returns to, does not start).
+type nextVerb struct {
+	name string
+	run  func(*matrixEnv) error
+	bad  bool
+}
+
+func mxChart(t *testing.T) string {
+	return chartWithValues(t, "values-prod.yaml", "replicaCount: 60", "replicaCount: 4")
+}
+
+func (m *matrixEnv) stable(d string) error {
+	p := m.stablePlan(d)
+	p.ChartDir, p.Secrets, p.SecretNames = m.chart, pipeline.SecretsNew, *m.bundleFor
+	_, err := untilUnlocked(m.t, func() (*release.Result, error) { return m.deploy(p, m.bundle, m.opts()) })
+	return err
+}
+
+func (m *matrixEnv) canary(d string) error {
+	p := m.canaryPlan(d, m.bundleFor)
+	p.ChartDir = m.chart
+	_, err := untilUnlocked(m.t, func() (*release.Result, error) { return m.deploy(p, m.bundle, m.opts()) })
+	return err
+}
+
+func (m *matrixEnv) promote() error {
+	_, err := untilUnlocked(m.t, func() (*release.PromoteResult, error) {
+		p, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: m.overrides(), ChartDir: m.chart, Soak: 100 * time.Millisecond, Timeout: time.Minute, Holder: "next promote"})
+		assert.NilError(m.t, err)
+		return (&release.Promoter{Clients: m.clients, Plan: p, Options: m.opts(), SoakInterval: 50 * time.Millisecond}).Run(context.Background())
+	})
+	return err
+}
+
+func (m *matrixEnv) rollback(target targets.Name, revision int) error {
+	_, err := untilUnlocked(m.t, func() (*release.Result, error) {
+		p, err := pipeline.NewRollback(pipeline.RollbackInput{Target: target, Overrides: m.overrides(), Revision: revision, ChartDir: m.chart, Timeout: time.Minute, Holder: "next rollback"})
+		assert.NilError(m.t, err)
+		return (&release.Rollbacker{Clients: m.clients, Plan: p, Options: m.opts()}).Run(context.Background())
+	})
+	return err
+}
+
+func (m *matrixEnv) opts() release.Options {
+	return release.Options{PullErrorGrace: 300 * time.Millisecond, LockTTL: m.lockTTL}
+}
+
+// baseSetup: stable at revision 2 (two good revisions, 1 and 2), the canary
+// at revision 1, with new Secrets.
+func baseSetup(m *matrixEnv) {
+	assert.NilError(m.t, m.stable(mxStable1))
+	assert.NilError(m.t, m.stable(mxStable2))
+	assert.NilError(m.t, m.canary(mxCanary))
+}
+
+// nexts of a verb on stable, and of one on the canary.
+var (
+	stableNexts = []nextVerb{
+		{name: "promote", run: (*matrixEnv).promote},
+		{name: "promote-failing", bad: true, run: func(m *matrixEnv) error { m.pool.breakFor("stable", mxCanary); return m.promote() }},
+		{name: "rollback", run: func(m *matrixEnv) error { return m.rollback(targets.Stable, 0) }},
+		{name: "rollback-failing", bad: true, run: func(m *matrixEnv) error {
+			m.pool.breakFor("stable", mxStable1)
+			return m.rollback(targets.Stable, 1)
+		}},
+	}
+	canaryNexts = []nextVerb{
+		{name: "deploy", run: func(m *matrixEnv) error { return m.canary(mxNext) }},
+		{name: "deploy-failing", bad: true, run: func(m *matrixEnv) error { m.pool.breakFor("canary", mxBad); return m.canary(mxBad) }},
+		{name: "rollback", run: func(m *matrixEnv) error { return m.rollback(targets.Canary, 0) }},
+		{name: "rollback-failing", bad: true, run: func(m *matrixEnv) error {
+			m.pool.breakFor("canary", m.stableDigest())
+			return m.rollback(targets.Canary, 0)
+		}},
+	}
+)
+
+// stableDigest is the digest stable's last good revision runs.
+func (m *matrixEnv) stableDigest() string {
+	h := m.history("dv-pipecat")
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i] != nil && h[i].Labels[release.LabelOutcome] == string(release.OutcomeProven) {
+			return digestOfRecord(h[i])
+		}
+	}
+	return ""
+}
+
+func digestOfRecord(r *hrelease.Release) string {
+	img, _ := r.Config["image"].(map[string]any)
+	d, _ := img["digest"].(string)
+	return d
+}
+
+func scenarios() []scenario {
+	breakKilled := func(track string) func(*matrixEnv) {
+		return func(m *matrixEnv) { baseSetup(m); m.pool.breakFor(track, mxKilled) }
+	}
+	return []scenario{
+		{name: "deploy-canary", target: targets.Canary, setup: baseSetup, killed: childSpec{Verb: "deploy-canary", Digest: mxKilled}, nexts: canaryNexts},
+		{name: "deploy-canary-failing", target: targets.Canary, setup: breakKilled("canary"), killed: childSpec{Verb: "deploy-canary", Digest: mxKilled}, nexts: canaryNexts},
+		{name: "promote", target: targets.Stable, setup: baseSetup, killed: childSpec{Verb: "promote"}, nexts: stableNexts},
+		{name: "promote-failing", target: targets.Stable, setup: func(m *matrixEnv) { baseSetup(m); m.pool.breakFor("stable", mxCanary) },
+			killed: childSpec{Verb: "promote"}, nexts: stableNexts},
+		{name: "deploy-stable", target: targets.Stable, setup: baseSetup, killed: childSpec{Verb: "deploy-stable", Digest: mxKilled}, nexts: stableNexts},
+		{name: "deploy-stable-failing", target: targets.Stable, setup: breakKilled("stable"), killed: childSpec{Verb: "deploy-stable", Digest: mxKilled}, nexts: stableNexts},
+		{name: "rollback-stable", target: targets.Stable, setup: baseSetup, killed: childSpec{Verb: "rollback-stable"}, nexts: stableNexts},
+		{name: "rollback-stable-failing", target: targets.Stable, setup: func(m *matrixEnv) { baseSetup(m); m.pool.breakFor("stable", mxStable1) },
+			killed: childSpec{Verb: "rollback-stable"}, nexts: stableNexts},
+		{name: "rollback-canary", target: targets.Canary, setup: baseSetup, killed: childSpec{Verb: "rollback-canary"}, nexts: canaryNexts},
+		{name: "rollback-canary-failing", target: targets.Canary, setup: func(m *matrixEnv) { baseSetup(m); m.pool.breakFor("canary", mxStable2) },
+			killed: childSpec{Verb: "rollback-canary"}, nexts: canaryNexts},
+		{name: "scale-stable", target: targets.Stable, setup: baseSetup, killed: childSpec{Verb: "scale-stable", Replicas: 3}, nexts: stableNexts},
+		{name: "takeover-stable", target: targets.Stable, setup: takeoverSetup, killed: childSpec{Verb: "takeover-stable"}, nexts: stableNexts[:2]},
+	}
+}
+
+// takeoverSetup: stable written twice by the old pipeline, then taken over
+// (the canary deployed and promoted with ringg-ci); its old records remain.
+func takeoverSetup(m *matrixEnv) {
+	old := &oldPipeline{e: m.relEnv, cfg: m.helm()}
+	old.kubectlSecrets()
+	dir := oldChartWithReplicas(m.t, 4)
+	old.upgradeFrom(dir, "dv-pipecat", oldTag1, []string{"values-prod.yaml"}, secretSets()...)
+	old.upgradeFrom(dir, "dv-pipecat", oldTag3, []string{"values-prod.yaml"})
+	m.chart = keptAnnotationsChartFrom(m.t, m.chart)
+	assert.NilError(m.t, m.stable(mxStable2))
+	assert.NilError(m.t, m.canary(mxCanary))
+}
+
+// killPoints are the steps after which the cluster is in a state of its
+// own: the lock taken, the Secrets applied, each record written, and the
+// rollout done before its record is written. Steps between two of them with
+// no write in between leave the same state.
+func killPoints(steps []string) []int {
+	var out []int
+	for i, s := range steps {
+		if s == release.StepLocked || s == release.StepSecrets || s == release.StepFinal || s == release.StepScaled || strings.HasPrefix(s, release.StepRecord+":") {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
+// matrixSlots bounds how many sequences run at once.
+var matrixSlots = make(chan struct{}, 8)
+
+func newMatrixEnv(t *testing.T, sc scenario) *matrixEnv {
+	t.Helper()
+	e, pool := newPoolEnv(t)
+	m := &matrixEnv{relEnv: e, pool: pool, chart: mxChart(t), lockTTL: 2 * time.Second}
+	b, err := secrets.Build([]byte(`{"OPENAI_API_KEY": "`+mxSecret+`", "REDIS_URL": "redis://:`+mxSecret+`@r:6379/0"}`), nil, secrets.DefaultNames(), e.ns)
+	assert.NilError(t, err)
+	m.bundle, m.bundleFor = &b, &pipeline.SecretNames{AppEnv: b.Names().AppEnv}
+	m.other = "dv-pipecat-canary"
+	if sc.target == targets.Canary {
+		m.other = "dv-pipecat"
+	}
+	return m
+}
+
+func (m *matrixEnv) spec(sc scenario) childSpec {
+	s := sc.killed
+	s.Namespace, s.Chart, s.LockTTL, s.Holder = m.ns, m.chart, m.lockTTL, "killed "+sc.name
+	return s
+}
+
+func TestCrashConsistency(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the test cluster")
+	}
+	var mu sync.Mutex
+	count := 0
+	for _, sc := range scenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			matrixSlots <- struct{}{}
+			m := newMatrixEnv(t, sc)
+			sc.setup(m)
+			steps, result := childSteps(t, m.spec(sc))
+			<-matrixSlots
+			t.Logf("%s: %d steps (%s), ended %s", sc.name, len(steps), strings.Join(steps, ", "), result)
+			points := killPoints(steps)
+			assert.Assert(t, len(points) > 0, "steps: %v", steps)
+			for _, at := range points {
+				for _, next := range sc.nexts {
+					mu.Lock()
+					count++
+					mu.Unlock()
+					t.Run(fmt.Sprintf("%02d-%s/%s", at, steps[at-1], next.name), func(t *testing.T) {
+						t.Parallel()
+						matrixSlots <- struct{}{}
+						defer func() { <-matrixSlots }()
+						m := newMatrixEnv(t, sc)
+						sc.setup(m)
+						m.otherWas = m.stateOf(m.other)
+						spec := m.spec(sc)
+						spec.StopAt = at
+						c := startChild(t, spec)
+						c.waitStopped(90 * time.Second)
+						c.kill()
+						// A failing next verb may still succeed: when the killed
+						// verb already rolled the same spec out, nothing rolls.
+						if err := next.run(m); err != nil {
+							t.Logf("%s: %v", next.name, err)
+						}
+						m.invariants(sc)
+					})
+				}
+			}
+		})
+	}
+	t.Cleanup(func() { t.Logf("crash-consistency matrix: %d sequences", count) })
+}
+
+// stateOf is what a release's records and Deployment look like, to tell
+// whether anything touched them.
+func (m *matrixEnv) stateOf(name string) string {
+	var parts []string
+	for _, r := range m.records(name) {
+		parts = append(parts, fmt.Sprintf("%d:%s:%v", r.Version, r.Info.Status, r.Labels[release.LabelOutcome]))
+	}
+	if d, err := m.kube.AppsV1().Deployments(m.ns).Get(context.Background(), name, metav1.GetOptions{}); err == nil {
+		parts = append(parts, "deployment "+d.ResourceVersion)
+	}
+	return strings.Join(parts, " ")
+}
+
+// invariants checks the cluster after a sequence.
+func (m *matrixEnv) invariants(sc scenario) {
+	t := m.t
+	t.Helper()
+	ctx := context.Background()
+	_, err := m.kube.CoreV1().Services(m.ns).Get(ctx, "dv-pipecat", metav1.GetOptions{})
+	assert.NilError(t, err, "stable's Service exists")
+	for _, name := range []string{"dv-pipecat", "dv-pipecat-canary"} {
+		recs := m.records(name)
+		var deployed []*hrelease.Release
+		var lastGood *hrelease.Release
+		for _, r := range recs {
+			o := r.Labels[release.LabelOutcome]
+			assert.Assert(t, !r.Info.Status.IsPending() && o != string(release.OutcomePending),
+				"%s revision %d is left %s/%s without a holder", name, r.Version, r.Info.Status, o)
+			if r.Info.Status == hrelease.StatusDeployed {
+				deployed = append(deployed, r)
+			}
+			good := o == string(release.OutcomeProven) || (o == "" && r.Info.Status != hrelease.StatusFailed)
+			if good && (lastGood == nil || r.Version > lastGood.Version) {
+				lastGood = r
+			}
+			raw, err := json.Marshal(r)
+			assert.NilError(t, err)
+			assert.Assert(t, !strings.Contains(string(raw), mxSecret), "%s revision %d holds a secret value", name, r.Version)
+		}
+		dep, err := m.kube.AppsV1().Deployments(m.ns).Get(ctx, name, metav1.GetOptions{})
+		assert.NilError(t, err, "%s's Deployment exists", name)
+		assert.Assert(t, lastGood != nil, "%s has a good revision: %s", name, m.stateOf(name))
+		assert.Equal(t, image(dep), imageOfManifest(lastGood.Manifest), "%s runs its last good revision %d (%s)", name, lastGood.Version, m.stateOf(name))
+		assert.Assert(t, len(deployed) <= 1, "%s: more than one record says deployed: %s", name, m.stateOf(name))
+		for _, d := range deployed {
+			assert.Equal(t, imageOfManifest(d.Manifest), image(dep), "%s: the deployed record %d is what runs (%s)", name, d.Version, m.stateOf(name))
+		}
+	}
+	// Secrets that pods (draining ones too) and Deployments reference exist.
+	pods, err := m.kube.CoreV1().Pods(m.ns).List(ctx, metav1.ListOptions{})
+	assert.NilError(t, err)
+	refs := map[string]string{}
+	for _, p := range pods.Items {
+		for _, n := range podSecretRefs(&p.Spec) {
+			refs[n] = "pod " + p.Name
+		}
+	}
+	deps, err := m.kube.AppsV1().Deployments(m.ns).List(ctx, metav1.ListOptions{})
+	assert.NilError(t, err)
+	for _, d := range deps.Items {
+		for _, n := range podSecretRefs(&d.Spec.Template.Spec) {
+			refs[n] = "deployment " + d.Name
+		}
+	}
+	for n, who := range refs {
+		_, err := m.kube.CoreV1().Secrets(m.ns).Get(ctx, n, metav1.GetOptions{})
+		assert.NilError(t, err, "secret %s, which %s references, exists", n, who)
+	}
+	assert.Equal(t, m.stateOf(m.other), m.otherWas, "the other target's release %s was not touched", m.other)
+}
+
+func podSecretRefs(spec *corev1.PodSpec) []string {
+	var out []string
+	for _, v := range spec.Volumes {
+		if v.Secret != nil {
+			out = append(out, v.Secret.SecretName)
+		}
+	}
+	for _, c := range spec.Containers {
+		for _, ef := range c.EnvFrom {
+			if ef.SecretRef != nil {
+				out = append(out, ef.SecretRef.Name)
+			}
+		}
+	}
+	return out
+}
+
+func imageOfManifest(manifest string) string {
+	for _, doc := range strings.Split(manifest, "\n---") {
+		if !strings.Contains(doc, "kind: Deployment") {
+			continue
+		}
+		for _, line := range strings.Split(doc, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "image: "); ok {
+				return strings.Trim(v, `"`)
+			}
+		}
+	}
+	return ""
+}
