@@ -19,10 +19,9 @@ type compiled struct {
 }
 
 // compileResult is the cold build of what a cold Dagger engine compiles:
-// the module's face (.dagger, with the daggerstub stand-ins for the
-// generated code), paid on every first load, and the ringg-ci runner
-// (ci/cmd/ringg-ci), paid once per engine when no pinned runner image is
-// there.
+// the module's face (ci/, with its committed generated code), paid on every
+// first load, and the ringg-ci runner (cmd/ringg-ci), paid once per engine
+// when no pinned runner image is there.
 type compileResult struct {
 	Face, Runner compiled
 }
@@ -37,17 +36,12 @@ func coldCompile(ctx context.Context, root string, log func(string, ...any)) (co
 		return res, fmt.Errorf("create a temporary directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	stub := filepath.Join(tmp, "stub")
-	if _, err := goCmd(ctx, root, nil, "run", "./tools/daggerstub", "-ci", ".dagger", "-out", stub); err != nil {
+	log("cold build of ci/ (the module's face) with an empty GOCACHE")
+	if res.Face, err = coldBuild(ctx, filepath.Join(root, "ci"), filepath.Join(tmp, "gocache-face"), "."); err != nil {
 		return res, err
 	}
-	overlay := filepath.Join(stub, "overlay.json")
-	log("cold build of .dagger/ (the module's face) with an empty GOCACHE")
-	if res.Face, err = coldBuild(ctx, filepath.Join(root, ".dagger"), filepath.Join(tmp, "gocache-face"), ".", "-overlay", overlay); err != nil {
-		return res, err
-	}
-	log("cold build of ci/cmd/ringg-ci (the runner) with an empty GOCACHE (minutes on 2 cores)")
-	if res.Runner, err = coldBuild(ctx, filepath.Join(root, "ci"), filepath.Join(tmp, "gocache-runner"), "./cmd/ringg-ci"); err != nil {
+	log("cold build of cmd/ringg-ci (the runner) with an empty GOCACHE (minutes on 2 cores)")
+	if res.Runner, err = coldBuild(ctx, root, filepath.Join(tmp, "gocache-runner"), "./cmd/ringg-ci"); err != nil {
 		return res, err
 	}
 	return res, nil

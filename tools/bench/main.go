@@ -59,7 +59,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.Rounds, "n", 5, "rounds of each cluster benchmark (medians and minimums are reported)")
 	flag.BoolVar(&o.Cluster, "cluster", true, "run the cluster benchmarks (start a test cluster)")
-	flag.BoolVar(&o.Compile, "compile", false, "also measure the cold compile of the module's face (.dagger) and the runner (ci/cmd/ringg-ci), minutes on 2 cores")
+	flag.BoolVar(&o.Compile, "compile", false, "also measure the cold compile of the module's face (ci/) and the runner (cmd/ringg-ci), minutes on 2 cores")
 	flag.StringVar(&o.Write, "write", "", "write the results into this Markdown file (e.g. docs/benchmarks.md)")
 	flag.BoolVar(&o.Verbose, "v", false, "print the API requests of the last round's steps")
 	flag.BoolVar(&o.Rollout, "rollout", false, "run the scaled rollout benchmark: promote on a full, realistic node pool (several minutes per round)")

@@ -1,4 +1,4 @@
-package main
+package daggerstub
 
 import (
 	"os"
@@ -19,7 +19,7 @@ import (
 func TestMainStubRendersTheDispatcher(t *testing.T) {
 	m, err := codegen.Load("testdata/param-renamed", "")
 	assert.NilError(t, err)
-	src, err := MainStub("github.com/ringg/ringg-ci/dagger", m)
+	src, err := MainStub("github.com/ringg/ringg-ci/ci", m)
 	assert.NilError(t, err)
 	golden.Assert(t, string(src), "param-renamed.dagger_gen.go.golden")
 }
@@ -30,9 +30,9 @@ func TestStandInBuildsWhatTheEngineBuilds(t *testing.T) {
 		t.Skip("compiles a Dagger module")
 	}
 	dir := tinyModule(t, readFile(t, "testdata/param-renamed/main.go"))
-	overlay := standIn(t, dir)
+	standIn(t, dir)
 	for _, verb := range []string{"build", "vet"} {
-		out, err := goCmd(dir, verb, overlay)
+		out, err := goCmd(dir, verb)
 		assert.NilError(t, err, "go %s with the stand-in:\n%s", verb, out)
 	}
 }
@@ -66,36 +66,44 @@ func TestStandInFailsWhereTheEngineFails(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := tinyModule(t, tc.src)
-			out, err := goCmd(dir, "build", standIn(t, dir))
+			standIn(t, dir)
+			out, err := goCmd(dir, "build")
 			assert.Assert(t, err != nil, "the build must fail:\n%s", out)
-			assert.Check(t, is.Contains(out, "dagger_gen.go"), "the error is in the generated code")
+			assert.Check(t, is.Contains(out, "dagger.gen.go"), "the error is in the generated code")
 			assert.Check(t, is.Contains(out, tc.wantErr))
 		})
 	}
 }
 
-// tinyModule makes a Go module of one main.go that requires what .dagger/go.mod
-// requires, so that it builds against the pinned dagger.io/dagger.
+// faceDir is the module's face: its go.mod and its generated API.
+const faceDir = "../../ci"
+
+// tinyModule makes a Go module of one main.go with the face's go.mod and
+// go.sum and its real generated API (internal/dagger), so that it builds
+// against what the engine generates.
 func tinyModule(t *testing.T, src string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range []string{"go.mod", "go.sum"} {
-		assert.NilError(t, os.WriteFile(filepath.Join(dir, name), []byte(readFile(t, filepath.Join("../../.dagger", name))), 0o644))
+	for _, name := range []string{"go.mod", "go.sum", "internal/dagger/dagger.gen.go"} {
+		assert.NilError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755))
+		assert.NilError(t, os.WriteFile(filepath.Join(dir, name), []byte(readFile(t, filepath.Join(faceDir, name))), 0o644))
 	}
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644))
 	return dir
 }
 
-// standIn writes the stand-in for the module in dir and returns its overlay.
-func standIn(t *testing.T, dir string) string {
+// standIn writes the stand-in dagger.gen.go for the module in dir.
+func standIn(t *testing.T, dir string) {
 	t.Helper()
-	out := t.TempDir()
-	assert.NilError(t, run(dir, out))
-	return filepath.Join(out, "overlay.json")
+	m, err := codegen.Load(dir, "")
+	assert.NilError(t, err)
+	src, err := MainStub("github.com/ringg/ringg-ci/ci", m)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "dagger.gen.go"), src, 0o644))
 }
 
-func goCmd(dir, verb, overlay string) (string, error) {
-	args := []string{verb, "-overlay", overlay}
+func goCmd(dir, verb string) (string, error) {
+	args := []string{verb}
 	if verb == "build" {
 		args = append(args, "-o", os.DevNull)
 	}

@@ -57,7 +57,7 @@ func (e *env) bench(ctx context.Context, o options) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("publish the runner: %w\n%s", err, lastLines(out, 20))
 	}
-	pin := regexp.MustCompile(`(?s)var runnerRelease = struct\{ image, engineDigest string \}\{.*?\n\}`).FindString(out)
+	pin := regexp.MustCompile(`(?s)var runnerRelease = struct\{ image, sourceDigest string \}\{.*?\n\}`).FindString(out)
 	if pin == "" {
 		return "", fmt.Errorf("publish-runner printed no pin:\n%s", lastLines(out, 20))
 	}
@@ -65,14 +65,14 @@ func (e *env) bench(ctx context.Context, o options) (string, error) {
 	if err := copyRepo(e.dir, pinned); err != nil {
 		return "", err
 	}
-	runnerGo := filepath.Join(pinned, ".dagger", "runner.go")
+	runnerGo := filepath.Join(pinned, "ci", "runner.go")
 	src, err := os.ReadFile(runnerGo)
 	if err != nil {
 		return "", err
 	}
-	replaced := strings.Replace(string(src), "var runnerRelease = struct{ image, engineDigest string }{}", pin, 1)
+	replaced := strings.Replace(string(src), "var runnerRelease = struct{ image, sourceDigest string }{}", pin, 1)
 	if replaced == string(src) {
-		return "", errors.New(".dagger/runner.go has no empty runnerRelease to pin")
+		return "", errors.New("ci/runner.go has no empty runnerRelease to pin")
 	}
 	if err := os.WriteFile(runnerGo, []byte(replaced), 0o644); err != nil {
 		return "", err

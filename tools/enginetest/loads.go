@@ -80,9 +80,9 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // writeFloorModule writes a module with one function and only the Dagger
-// SDK, pinned as ours is (.dagger/go.mod).
+// SDK, pinned as ours is (ci/go.mod).
 func writeFloorModule(e *env, dir string) (string, error) {
-	src := filepath.Join(e.dir, ".dagger")
+	src := filepath.Join(e.dir, "ci")
 	for _, f := range []string{"go.mod", "go.sum", "tools.go"} {
 		b, err := os.ReadFile(filepath.Join(src, f))
 		if err != nil {
