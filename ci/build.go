@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
+	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // builderPlatformArg is the build argument our Dockerfiles use for builder
@@ -54,12 +56,13 @@ func (m *RinggCi) variants(ctx context.Context, platforms []string) ([]*dagger.C
 // publish builds t's platforms and pushes them as one image (an index when
 // there are several) to t's repository, tagged with the commit; it returns
 // repository@sha256:… of what was pushed.
-func (m *RinggCi) publish(ctx context.Context, t targetInfo, commit string) (string, error) {
+func (m *RinggCi) publish(ctx context.Context, t targets.Target, commit string) (string, error) {
 	variants, err := m.variants(ctx, t.Platforms)
 	if err != nil {
 		return "", err
 	}
-	if label, _ := variants[0].Label(ctx, standInLabel); label == "true" && t.RegistryHost != "" {
+	arHost, _ := targets.RegistryHost(t.Image)
+	if label, _ := variants[0].Label(ctx, standInLabel); label == "true" && arHost != "" {
 		return "", fmt.Errorf("the image is labelled %s=true: it is the stand-in chatbot, which never goes to %s; pass --source with the chatbot's own source", standInLabel, t.Image)
 	}
 	first, err := m.registryAuth(ctx, variants[0], t)
@@ -83,20 +86,28 @@ func (m *RinggCi) publish(ctx context.Context, t targetInfo, commit string) (str
 
 // registryAuth logs c in to t's registry: with --registry-username and
 // --registry-password when given, else with a Google access token for
-// Artifact Registry, else not at all.
-func (m *RinggCi) registryAuth(ctx context.Context, c *dagger.Container, t targetInfo) (*dagger.Container, error) {
+// Artifact Registry (--access-token as it is, or one the runner gets from
+// the other credentials), else not at all.
+func (m *RinggCi) registryAuth(ctx context.Context, c *dagger.Container, t targets.Target) (*dagger.Container, error) {
 	if c, given, err := m.withCredentials(c, registryHost(t.Image)); given || err != nil {
 		return c, err
 	}
-	if t.RegistryHost == "" {
-		return c, nil
+	host, err := targets.RegistryHost(t.Image)
+	if err != nil {
+		return c, nil // not Artifact Registry: no Google token goes there
 	}
-	password, err := m.registryLogin(ctx, t)
+	if m.AccessToken != nil {
+		return c.WithRegistryAuth(host, registryUser, m.AccessToken), nil
+	}
+	password, err := m.registryLogin(ctx, t, host)
 	if err != nil {
 		return nil, err
 	}
-	return c.WithRegistryAuth(t.RegistryHost, "oauth2accesstoken", password), nil
+	return c.WithRegistryAuth(host, registryUser, password), nil
 }
+
+// registryUser is the user name Artifact Registry takes with an access token.
+const registryUser = "oauth2accesstoken"
 
 // withCredentials logs c in to host with --registry-username and
 // --registry-password, and says whether they were given.
@@ -113,15 +124,15 @@ func (m *RinggCi) withCredentials(c *dagger.Container, host string) (*dagger.Con
 // registryLogin gets a Google access token for pushing to t's Artifact
 // Registry repository, as a secret. The token travels through a file of the
 // ringg-ci run, never through its output.
-func (m *RinggCi) registryLogin(ctx context.Context, t targetInfo) (*dagger.Secret, error) {
+func (m *RinggCi) registryLogin(ctx context.Context, t targets.Target, host string) (*dagger.Secret, error) {
 	const file = "/tmp/registry-password"
-	ctr, err := m.exec(ctx, call{args: []string{"registry-login", "--target", t.Name, "--password-file", file}, google: true})
+	ctr, err := m.exec(ctx, call{args: []string{command.RegistryLogin, command.Arg(command.TargetName), string(t.Name), command.Arg(command.PasswordFile), file}, google: true})
 	if err != nil {
 		return nil, err
 	}
 	password, err := ctr.File(file).Contents(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read the registry password of %s: %w", t.RegistryHost, err)
+		return nil, fmt.Errorf("read the registry password of %s: %w", host, err)
 	}
 	return dag.SetSecret("ringg-ci-registry-"+newScrubber().run, password), nil
 }
@@ -140,18 +151,6 @@ const (
 	standInMarker = ".ringg-ci-stand-in"
 	standInLabel  = "ai.ringg.stand-in"
 )
-
-// standInFlag appends --stand-in to args when the source is the stand-in.
-func (m *RinggCi) standInFlag(ctx context.Context, args []string) ([]string, error) {
-	ok, err := m.Source.Exists(ctx, standInMarker)
-	if err != nil {
-		return nil, fmt.Errorf("look for %s in --source: %w", standInMarker, err)
-	}
-	if ok {
-		args = append(args, "--stand-in")
-	}
-	return args, nil
-}
 
 // tagFor is the image tag of a push: the commit when known, else a
 // timestamp, so a manual push never moves another push's tag. Deploys use

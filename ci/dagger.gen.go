@@ -688,7 +688,21 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg wait", err))
 				}
 			}
-			return (*RinggCi).Scale(&parent, ctx, target, replicas, wait)
+			var force bool
+			if inputArgs["force"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["force"]), &force)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg force", err))
+				}
+			}
+			var holder string
+			if inputArgs["holder"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["holder"]), &holder)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg holder", err))
+				}
+			}
+			return (*RinggCi).Scale(&parent, ctx, target, replicas, wait, force, holder)
 		case "SmokeTest":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)

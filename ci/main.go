@@ -16,14 +16,17 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
+	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // Target is an environment the chatbot runs in.
 type Target string
 
-// The targets. Adding one is an entry in ci/targets, a values file in the
-// chart and a constant here.
+// The targets, one per entry of ci/targets (checks/daggerenum_test.go keeps
+// them equal). Adding one is an entry there, a values file in the chart and a
+// constant here.
 const (
 	// Staging: branch dv-stage, linux/amd64, desivocal-staging-cluster.
 	Staging Target = "STAGING"
@@ -33,18 +36,12 @@ const (
 	Stable Target = "STABLE"
 )
 
+// name is the target as ci/targets names it (a test checks the constants
+// against targets.All()).
+func (t Target) name() targets.Name { return targets.Name(strings.ToLower(string(t))) }
+
 // flag is the target as the ringg-ci command takes it.
-func (t Target) flag() string {
-	switch t {
-	case Staging:
-		return "staging"
-	case Canary:
-		return "canary"
-	case Stable:
-		return "stable"
-	}
-	return string(t)
-}
+func (t Target) flag() string { return string(t.name()) }
 
 // RinggCi builds and deploys the ringg chatbot.
 type RinggCi struct {
@@ -205,11 +202,7 @@ func (m *RinggCi) Publish(
 	// +optional
 	commit string,
 ) (string, error) {
-	args, err := m.standInFlag(ctx, []string{"--target", target.flag()})
-	if err != nil {
-		return "", err
-	}
-	t, err := m.targetInfo(ctx, args...)
+	t, _, err := m.resolve(ctx, target.name(), "")
 	if err != nil {
 		return "", err
 	}
@@ -253,7 +246,7 @@ func (m *RinggCi) PublishRunner(
 // Lint the chart and render it for every target; fails on any Helm lint error or warning.
 // +check
 func (m *RinggCi) LintChart(ctx context.Context) error {
-	_, err := m.run(ctx, call{args: []string{"lint-chart"}})
+	_, err := m.run(ctx, call{args: []string{command.LintChart}})
 	return err
 }
 
@@ -300,27 +293,29 @@ func (m *RinggCi) Deploy(
 		return m.Plan(ctx, branch, image, secretsJson, credsJson)
 	}
 	docs := documents{secretsJSON: secretsJson, credsJSON: credsJson}
-	// Everything that can be checked is checked before the slow build and push.
-	var standIn []string
-	if image == "" {
-		var err error
-		if standIn, err = m.standInFlag(ctx, nil); err != nil {
-			return "", err
-		}
-	}
-	t, err := m.targetInfoWith(ctx, docs, append([]string{"--branch", branch, "--check"}, standIn...)...)
+	// Everything that can be checked is checked before the slow build and
+	// push: the target here, the secret documents and the chart's render by
+	// the runner.
+	t, standIn, err := m.resolve(ctx, "", branch)
 	if err != nil {
 		return "", err
 	}
-	args := append([]string{"deploy", "--branch", branch}, standIn...)
+	var standInFlag []string
+	if standIn && image == "" {
+		standInFlag = []string{command.Arg(command.StandIn)}
+	}
+	if _, err := m.run(ctx, call{args: append([]string{command.Target, command.Arg(command.Branch), branch, command.Arg(command.Check)}, standInFlag...), docs: docs}); err != nil {
+		return "", err
+	}
+	args := append([]string{command.Deploy, command.Arg(command.Branch), branch}, standInFlag...)
 	if image == "" {
 		if image, err = m.publish(ctx, t, commit); err != nil {
 			return "", err
 		}
 	}
-	args = append(args, "--image", image)
-	args = appendFlag(args, "--timeout", timeout)
-	args = appendFlag(args, "--holder", holder)
+	args = append(args, command.Arg(command.Image), image)
+	args = appendFlag(args, command.Arg(command.Timeout), timeout)
+	args = appendFlag(args, command.Arg(command.Holder), holder)
 	return m.run(ctx, call{args: args, cluster: true, docs: docs})
 }
 
@@ -342,7 +337,7 @@ func (m *RinggCi) Plan(
 	// +optional
 	credsJson *dagger.Secret,
 ) (string, error) {
-	args := appendFlag([]string{"plan", "--branch", branch}, "--image", image)
+	args := appendFlag([]string{command.Plan, command.Arg(command.Branch), branch}, command.Arg(command.Image), image)
 	return m.run(ctx, call{args: args, cluster: true, docs: documents{secretsJSON: secretsJson, credsJSON: credsJson}})
 }
 
@@ -368,13 +363,13 @@ func (m *RinggCi) Promote(
 	// +optional
 	holder string,
 ) (string, error) {
-	args := []string{"promote", "--soak", soak}
-	args = appendFlag(args, "--expected-digest", expectedDigest)
+	args := []string{command.Promote, command.Arg(command.Soak), soak}
+	args = appendFlag(args, command.Arg(command.ExpectedDigest), expectedDigest)
 	if dryRun {
-		args = append(args, "--dry-run")
+		args = append(args, command.Arg(command.DryRun))
 	}
-	args = appendFlag(args, "--timeout", timeout)
-	args = appendFlag(args, "--holder", holder)
+	args = appendFlag(args, command.Arg(command.Timeout), timeout)
+	args = appendFlag(args, command.Arg(command.Holder), holder)
 	return m.run(ctx, call{args: args, cluster: true})
 }
 
@@ -396,12 +391,12 @@ func (m *RinggCi) Rollback(
 	// +optional
 	holder string,
 ) (string, error) {
-	args := []string{"rollback", "--target", target.flag()}
+	args := []string{command.Rollback, command.Arg(command.TargetName), target.flag()}
 	if revision != 0 {
-		args = append(args, "--revision", strconv.Itoa(revision))
+		args = append(args, command.Arg(command.Revision), strconv.Itoa(revision))
 	}
-	args = appendFlag(args, "--timeout", timeout)
-	args = appendFlag(args, "--holder", holder)
+	args = appendFlag(args, command.Arg(command.Timeout), timeout)
+	args = appendFlag(args, command.Arg(command.Holder), holder)
 	return m.run(ctx, call{args: args, cluster: true})
 }
 
@@ -424,11 +419,11 @@ func (m *RinggCi) Takeover(
 	// +optional
 	asJson bool,
 ) (string, error) {
-	args := []string{"takeover", "--target", target.flag()}
+	args := []string{command.Takeover, command.Arg(command.TargetName), target.flag()}
 	if deleteOldRecords {
-		args = append(args, "--delete-old-records")
+		args = append(args, command.Arg(command.DeleteOldRecords))
 	}
-	args = appendFlag(args, "--holder", holder)
+	args = appendFlag(args, command.Arg(command.Holder), holder)
 	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
 }
 
@@ -445,9 +440,9 @@ func (m *RinggCi) Status(
 	// +optional
 	asJson bool,
 ) (string, error) {
-	args := []string{"status"}
+	args := []string{command.Status}
 	if target != "" {
-		args = append(args, "--target", target.flag())
+		args = append(args, command.Arg(command.TargetName), target.flag())
 	}
 	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
 }
@@ -467,7 +462,7 @@ func (m *RinggCi) Health(
 	// +optional
 	asJson bool,
 ) (string, error) {
-	args := []string{"health", "--target", target.flag(), "--timeout", timeout}
+	args := []string{command.Health, command.Arg(command.TargetName), target.flag(), command.Arg(command.Timeout), timeout}
 	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
 }
 
@@ -486,15 +481,16 @@ func (m *RinggCi) Logs(
 	// +optional
 	pod string,
 ) (string, error) {
-	args := []string{"logs", "--target", target.flag()}
-	args = appendFlag(args, "--since", since)
-	args = appendFlag(args, "--pod", pod)
+	args := []string{command.Logs, command.Arg(command.TargetName), target.flag()}
+	args = appendFlag(args, command.Arg(command.Since), since)
+	args = appendFlag(args, command.Arg(command.Pod), pod)
 	return m.run(ctx, call{args: args, cluster: true})
 }
 
 // Scale a target by hand until the next deploy or promote.
-// The next deploy or promote restores the chart's replica count. Refused while an autoscaler manages the Deployment,
-// and on the canary beyond 5 replicas.
+// Runs under the release's lock. The next deploy or promote restores the chart's replica count. Refused while an
+// autoscaler manages the Deployment, on the canary beyond 5 replicas, below the PodDisruptionBudget's floor, and for a
+// cut of more than a quarter of the pods without --force.
 // +cache="never"
 func (m *RinggCi) Scale(
 	ctx context.Context,
@@ -505,8 +501,18 @@ func (m *RinggCi) Scale(
 	// How long to wait for the replicas to be ready, e.g. 5m; 0s returns at once.
 	// +default="5m"
 	wait string,
+	// Allow removing more than a quarter of the pods in one step.
+	// +optional
+	force bool,
+	// Who runs this, shown to a concurrent run that finds the release locked.
+	// +optional
+	holder string,
 ) (string, error) {
-	args := []string{"scale", "--target", target.flag(), "--replicas", strconv.Itoa(replicas), "--wait", wait}
+	args := []string{command.Scale, command.Arg(command.TargetName), target.flag(), command.Arg(command.Replicas), strconv.Itoa(replicas), command.Arg(command.Wait), wait}
+	if force {
+		args = append(args, command.Arg(command.Force))
+	}
+	args = appendFlag(args, command.Arg(command.Holder), holder)
 	return m.run(ctx, call{args: args, cluster: true})
 }
 
@@ -550,7 +556,7 @@ func appendFlag(args []string, name, value string) []string {
 // withJSON appends --json when asked.
 func withJSON(args []string, asJSON bool) []string {
 	if asJSON {
-		return append(args, "--json")
+		return append(args, command.Arg(command.JSON))
 	}
 	return args
 }

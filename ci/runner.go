@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
 
+	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
+	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/ci/scrub"
 )
 
@@ -25,16 +27,6 @@ const (
 	chartPath = "/work/chart"
 	// clusterAlias is the host name --cluster is bound under in the runner.
 	clusterAlias = "cluster"
-
-	// The environment variables the ringg-ci command reads its credentials
-	// and secret documents from (runner/cli).
-	envKubeconfig       = "RINGG_CI_KUBECONFIG"
-	envAccessToken      = "RINGG_CI_ACCESS_TOKEN"
-	envCredentialsJSON  = "RINGG_CI_CREDENTIALS_JSON"
-	envSecretsJSON      = "RINGG_CI_SECRETS_JSON"
-	envCredsJSON        = "RINGG_CI_CREDS_JSON"
-	envOIDCRequestURL   = "ACTIONS_ID_TOKEN_REQUEST_URL"
-	envOIDCRequestToken = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
 )
 
 // goBuilder is the Go toolchain with module and build caches in cache
@@ -155,12 +147,12 @@ func (m *RinggCi) exec(ctx context.Context, c call) (*dagger.Container, error) {
 	// Every run is a new run: never reuse the output of an earlier one.
 	ctr = ctr.WithEnvVariable("RINGG_CI_RUN", s.run)
 	args := append([]string{"ringg-ci"}, c.args...)
-	if c.args[0] != "lint-chart" {
+	if c.args[0] != command.LintChart {
 		args = append(args, m.overrideFlags()...)
 	}
 	switch c.args[0] {
-	case "deploy", "plan", "promote", "rollback", "target", "lint-chart", "takeover":
-		args = append(args, "--chart", chartPath)
+	case command.Deploy, command.Plan, command.Promote, command.Rollback, command.Target, command.LintChart, command.Takeover:
+		args = append(args, command.Arg(command.Chart), chartPath)
 	}
 	if c.cluster || c.google {
 		if ctr, args, err = m.withGoogle(ctx, ctr, args, s); err != nil {
@@ -175,7 +167,7 @@ func (m *RinggCi) exec(ctx context.Context, c call) (*dagger.Container, error) {
 	for _, d := range []struct {
 		env, what string
 		secret    *dagger.Secret
-	}{{envSecretsJSON, "secrets-json", c.docs.secretsJSON}, {envCredsJSON, "creds-json", c.docs.credsJSON}} {
+	}{{command.EnvSecretsJSON, "secrets-json", c.docs.secretsJSON}, {command.EnvCredsJSON, "creds-json", c.docs.credsJSON}} {
 		if d.secret == nil {
 			continue
 		}
@@ -221,11 +213,11 @@ func commandError(verb string, code int, stdout, stderr string) error {
 // overrideFlags passes the target overrides on.
 func (m *RinggCi) overrideFlags() []string {
 	var args []string
-	args = appendFlag(args, "--project", m.Project)
-	args = appendFlag(args, "--image-repository", m.Image)
-	args = appendFlag(args, "--cluster-name", m.ClusterName)
-	args = appendFlag(args, "--cluster-location", m.ClusterLocation)
-	args = appendFlag(args, "--namespace", m.Namespace)
+	args = appendFlag(args, command.Arg(command.Project), m.Project)
+	args = appendFlag(args, command.Arg(command.ImageRepository), m.Image)
+	args = appendFlag(args, command.Arg(command.ClusterName), m.ClusterName)
+	args = appendFlag(args, command.Arg(command.ClusterLocation), m.ClusterLocation)
+	args = appendFlag(args, command.Arg(command.Namespace), m.Namespace)
 	return args
 }
 
@@ -237,10 +229,10 @@ func (m *RinggCi) withGoogle(ctx context.Context, ctr *dagger.Container, args []
 		secret    *dagger.Secret
 		leaves    func(string) []string
 	}{
-		{envAccessToken, "access-token", m.AccessToken, nil},
-		{envCredentialsJSON, "credentials-json", m.CredentialsJson, scrub.JSONValues},
-		{envOIDCRequestURL, "oidc-request-url", m.OidcRequestUrl, nil},
-		{envOIDCRequestToken, "oidc-request-token", m.OidcRequestToken, nil},
+		{command.EnvAccessToken, "access-token", m.AccessToken, nil},
+		{command.EnvCredentialsJSON, "credentials-json", m.CredentialsJson, scrub.JSONValues},
+		{command.EnvOIDCRequestURL, "oidc-request-url", m.OidcRequestUrl, nil},
+		{command.EnvOIDCRequestToken, "oidc-request-token", m.OidcRequestToken, nil},
 	} {
 		if c.secret == nil {
 			continue
@@ -249,8 +241,8 @@ func (m *RinggCi) withGoogle(ctx context.Context, ctr *dagger.Container, args []
 			return nil, nil, err
 		}
 	}
-	args = appendFlag(args, "--workload-identity-provider", m.WorkloadIdentityProvider)
-	args = appendFlag(args, "--service-account", m.ServiceAccount)
+	args = appendFlag(args, command.Arg(command.WorkloadIdentityProvider), m.WorkloadIdentityProvider)
+	args = appendFlag(args, command.Arg(command.ServiceAccount), m.ServiceAccount)
 	return ctr, args, nil
 }
 
@@ -262,11 +254,11 @@ func (m *RinggCi) withCluster(ctx context.Context, ctr *dagger.Container, args [
 		}
 		return ctr, args, nil
 	}
-	ctr, err := s.mount(ctx, ctr, envKubeconfig, "kubeconfig", m.Kubeconfig, scrub.KubeconfigValues)
+	ctr, err := s.mount(ctx, ctr, command.EnvKubeconfig, "kubeconfig", m.Kubeconfig, scrub.KubeconfigValues)
 	if err != nil {
 		return nil, nil, err
 	}
-	args = appendFlag(args, "--context", m.KubeContext)
+	args = appendFlag(args, command.Arg(command.Context), m.KubeContext)
 	if m.Cluster != nil {
 		endpoint, err := m.Cluster.Endpoint(ctx, dagger.ServiceEndpointOpts{Port: m.ClusterPort})
 		if err != nil {
@@ -277,47 +269,49 @@ func (m *RinggCi) withCluster(ctx context.Context, ctr *dagger.Container, args [
 			return nil, nil, fmt.Errorf("reach --cluster: endpoint %q has no port: %w", endpoint, err)
 		}
 		ctr = ctr.WithServiceBinding(clusterAlias, m.Cluster)
-		args = append(args, "--server", net.JoinHostPort(clusterAlias, port))
-		args = appendFlag(args, "--tls-server-name", m.ClusterTlsServerName)
+		args = append(args, command.Arg(command.Server), net.JoinHostPort(clusterAlias, port))
+		args = appendFlag(args, command.Arg(command.TLSServerName), m.ClusterTlsServerName)
 	}
 	return ctr, args, nil
 }
 
-// targetInfo is what `ringg-ci target` prints (runner/cli).
-type targetInfo struct {
-	Name         string   `json:"name"`
-	Platforms    []string `json:"platforms"`
-	Image        string   `json:"image"`
-	RegistryHost string   `json:"artifactRegistryHost"`
+// overrides are the constructor's replacements of the targets' defaults.
+func (m *RinggCi) overrides() targets.Overrides {
+	return targets.Overrides{
+		Project: m.Project, Image: m.Image, ClusterName: m.ClusterName, ClusterLocation: m.ClusterLocation, Namespace: m.Namespace,
+		Identity: targets.Identity{Provider: m.WorkloadIdentityProvider, ServiceAccount: m.ServiceAccount},
+	}
 }
 
-// targetInfo asks the ringg-ci command for a target (overrides applied).
-func (m *RinggCi) targetInfo(ctx context.Context, args ...string) (targetInfo, error) {
-	return m.targetInfoWith(ctx, documents{}, args...)
-}
-
-// targetInfoWith asks for a target with the secret documents, for a --check.
-// The answer comes through a file: what the runner prints is scrubbed of every
-// secret value, which would corrupt an image repository that happens to
-// contain one.
-func (m *RinggCi) targetInfoWith(ctx context.Context, docs documents, args ...string) (targetInfo, error) {
-	const file = "/tmp/target.json"
-	ctr, err := m.exec(ctx, call{args: append([]string{"target", "--out", file}, args...), docs: docs})
+// resolve finds a target by name, or by the branch that deploys it, with
+// the overrides applied, in process: building and publishing never need the
+// runner. It says whether the source is the stand-in chatbot, which is
+// refused for a target's own repository.
+func (m *RinggCi) resolve(ctx context.Context, name targets.Name, branch string) (targets.Target, bool, error) {
+	var t targets.Target
+	var err error
+	if branch != "" {
+		t, err = targets.ForBranch(branch)
+	} else {
+		t, err = targets.Get(name)
+	}
 	if err != nil {
-		return targetInfo{}, err
+		return t, false, err
 	}
-	out, err := ctr.File(file).Contents(ctx)
+	t = t.With(m.overrides())
+	if err := t.Validate(); err != nil {
+		return t, false, err
+	}
+	standIn, err := m.Source.Exists(ctx, standInMarker)
 	if err != nil {
-		return targetInfo{}, fmt.Errorf("read the target ringg-ci wrote: %w", err)
+		return t, false, fmt.Errorf("look for %s in --source: %w", standInMarker, err)
 	}
-	var t targetInfo
-	if err := json.Unmarshal([]byte(out), &t); err != nil {
-		return t, fmt.Errorf("read the target ringg-ci printed: %w", err)
+	if standIn {
+		if err := pipeline.RefuseStandIn(t); err != nil {
+			return t, true, err
+		}
 	}
-	if len(t.Platforms) == 0 || t.Image == "" {
-		return t, fmt.Errorf("ringg-ci printed target %q without platforms or image", t.Name)
-	}
-	return t, nil
+	return t, standIn, nil
 }
 
 // scrubber registers secret values with the engine under names unique to

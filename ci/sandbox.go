@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
 )
 
@@ -367,9 +368,9 @@ func (tr *sandboxTour) status(branch, title string, sameDigest *bool, target ...
 		if err != nil {
 			return "", err
 		}
-		args := []string{"status"}
+		args := []string{command.Status}
 		for _, t := range target {
-			args = append(args, "--target", t.flag())
+			args = append(args, command.Arg(command.TargetName), t.flag())
 		}
 		text, err := m.run(ctx, call{args: args, cluster: true})
 		if err != nil {
@@ -379,7 +380,7 @@ func (tr *sandboxTour) status(branch, title string, sameDigest *bool, target ...
 		if sameDigest == nil {
 			return out, nil
 		}
-		raw, err := m.run(ctx, call{args: append(args, "--json"), cluster: true})
+		raw, err := m.run(ctx, call{args: append(args, command.Arg(command.JSON)), cluster: true})
 		if err != nil {
 			return out, err
 		}
@@ -450,7 +451,7 @@ func (tr *sandboxTour) logs(branch string, t Target) sandboxStep {
 		if err != nil {
 			return "", err
 		}
-		out, err := m.run(ctx, call{args: []string{"logs", "--target", t.flag(), "--tail", "2"}, cluster: true})
+		out, err := m.run(ctx, call{args: []string{command.Logs, command.Arg(command.TargetName), t.flag(), command.Arg(command.Tail), "2"}, cluster: true})
 		if err != nil {
 			return "", err
 		}

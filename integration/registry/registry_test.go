@@ -93,9 +93,9 @@ func TestRegistryPushWithGoogleToken(t *testing.T) {
 	assert.NilError(t, err)
 
 	repo := reg.host() + "/desivocalprod01/ringg-registry-stage/dv-pipecat"
-	_, err = gcpauth.RegistryHost(repo)
-	assert.Check(t, errors.Is(err, gcpauth.ErrRegistryHost), "a loopback registry must need an explicit allow")
-	host, err := gcpauth.RegistryHost(repo, reg.host())
+	_, err = targets.RegistryHost(repo)
+	assert.Check(t, errors.Is(err, targets.ErrRegistryHost), "a loopback registry must need an explicit allow")
+	host, err := targets.RegistryHost(repo, reg.host())
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(host, reg.host()))
 

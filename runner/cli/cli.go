@@ -21,20 +21,22 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/ringg/ringg-ci/ci/command"
 )
 
 // Environment variables the command reads credentials and secret documents
 // from. Each holds the content itself; the flag of the same purpose names a
 // file instead and wins when both are given.
 const (
-	EnvKubeconfig      = "RINGG_CI_KUBECONFIG"
-	EnvAccessToken     = "RINGG_CI_ACCESS_TOKEN"
-	EnvCredentialsJSON = "RINGG_CI_CREDENTIALS_JSON"
-	EnvSecretsJSON     = "RINGG_CI_SECRETS_JSON"
-	EnvCredsJSON       = "RINGG_CI_CREDS_JSON"
+	EnvKubeconfig      = command.EnvKubeconfig
+	EnvAccessToken     = command.EnvAccessToken
+	EnvCredentialsJSON = command.EnvCredentialsJSON
+	EnvSecretsJSON     = command.EnvSecretsJSON
+	EnvCredsJSON       = command.EnvCredsJSON
 	// The GitHub Actions OIDC pair, under the names the runner sets.
-	EnvOIDCRequestURL   = "ACTIONS_ID_TOKEN_REQUEST_URL"
-	EnvOIDCRequestToken = "ACTIONS_ID_TOKEN_REQUEST_TOKEN"
+	EnvOIDCRequestURL   = command.EnvOIDCRequestURL
+	EnvOIDCRequestToken = command.EnvOIDCRequestToken
 )
 
 // Env is what the command reads and writes besides its arguments.
@@ -69,18 +71,18 @@ type verb struct {
 
 func verbs() []verb {
 	return []verb{
-		{"deploy", "--branch dv-stage|dv-main --image REPO@sha256:…", "upgrade a branch's release to an image, apply its Secrets, watch the rollout, roll back on failure", runDeploy},
-		{"plan", "--branch B [--image REPO@sha256:…]", "render, dry-run on the cluster and diff against the live release; changes nothing", runPlan},
-		{"promote", "[--expected-digest sha256:…] [--soak 2m] [--dry-run]", "gate on the canary, then upgrade stable to exactly its digest and Secrets", runPromote},
-		{"rollback", "--target T [--revision N]", "return a target to its previous (or a given) revision; the canary to stable's image", runRollback},
-		{"status", "[--target T] [--json]", "revision, state, digest and pods of each target", runStatus},
-		{"takeover", "--target T [--delete-old-records]", "how far a release was taken over from the old pipeline; delete the old pipeline's records (dry run without the flag)", runTakeover},
-		{"health", "--target T [--timeout 10s] [--json]", "each pod's health endpoint through the API server", runHealth},
-		{"logs", "--target T [--since 10m] [--pod NAME]", "recent logs of a target's pods, bounded", runLogs},
-		{"scale", "--target T --replicas N [--wait 5m] [--force]", "scale a target by hand until the next deploy, under the release lock", runScale},
-		{"target", "(--branch B | --target T) [--check]", "print a target as JSON; with --check, validate a deploy's inputs (Secrets, chart) without a cluster", runTarget},
-		{"lint-chart", "[--chart DIR]", "lint the chart and render it for every target", runLintChart},
-		{"registry-login", "--repository REPO --password-file FILE", "write a registry password for a target's repository (Google access token) to FILE", runRegistryLogin},
+		{command.Deploy, "--branch dv-stage|dv-main --image REPO@sha256:…", "upgrade a branch's release to an image, apply its Secrets, watch the rollout, roll back on failure", runDeploy},
+		{command.Plan, "--branch B [--image REPO@sha256:…]", "render, dry-run on the cluster and diff against the live release; changes nothing", runPlan},
+		{command.Promote, "[--expected-digest sha256:…] [--soak 2m] [--dry-run]", "gate on the canary, then upgrade stable to exactly its digest and Secrets", runPromote},
+		{command.Rollback, "--target T [--revision N]", "return a target to its previous (or a given) revision; the canary to stable's image", runRollback},
+		{command.Status, "[--target T] [--json]", "revision, state, digest and pods of each target", runStatus},
+		{command.Takeover, "--target T [--delete-old-records]", "how far a release was taken over from the old pipeline; delete the old pipeline's records (dry run without the flag)", runTakeover},
+		{command.Health, "--target T [--timeout 10s] [--json]", "each pod's health endpoint through the API server", runHealth},
+		{command.Logs, "--target T [--since 10m] [--pod NAME]", "recent logs of a target's pods, bounded", runLogs},
+		{command.Scale, "--target T --replicas N [--wait 5m] [--force]", "scale a target by hand until the next deploy, under the release lock", runScale},
+		{command.Target, "(--branch B | --target T) [--check]", "print a target as JSON; with --check, validate a deploy's inputs (Secrets, chart) without a cluster", runTarget},
+		{command.LintChart, "[--chart DIR]", "lint the chart and render it for every target", runLintChart},
+		{command.RegistryLogin, "--repository REPO --password-file FILE", "write a registry password for a target's repository (Google access token) to FILE", runRegistryLogin},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/gcpauth"
@@ -133,8 +134,8 @@ func (r *runner) kubeClients(ctx context.Context, t targets.Target) (release.Cli
 type secretFiles struct{ appEnv, creds string }
 
 func (f flags) secrets(s *secretFiles) {
-	f.StringVar(&s.appEnv, "secrets-json", "", "application environment as a JSON object, a file (or $"+EnvSecretsJSON+"); without it the release keeps its current Secret")
-	f.StringVar(&s.creds, "creds-json", "", "GCP credentials JSON mounted at /app/creds.json, a file (or $"+EnvCredsJSON+"); without it the release keeps its current Secret")
+	f.StringVar(&s.appEnv, command.SecretsJSON, "", "application environment as a JSON object, a file (or $"+EnvSecretsJSON+"); without it the release keeps its current Secret")
+	f.StringVar(&s.creds, command.CredsJSON, "", "GCP credentials JSON mounted at /app/creds.json, a file (or $"+EnvCredsJSON+"); without it the release keeps its current Secret")
 }
 
 // bundle validates the Secret documents and returns the bundle to apply with

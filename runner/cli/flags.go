@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
@@ -61,11 +62,11 @@ func (f flags) parse(args []string) error {
 // target adds the overrides of the targets' defaults.
 func (f flags) target() flags {
 	o := &f.r.overrides
-	f.StringVar(&o.Project, "project", "", "GCP project of the clusters, instead of the target's")
-	f.StringVar(&o.Image, "image-repository", "", "image repository to deploy from, instead of the target's Artifact Registry repository")
-	f.StringVar(&o.ClusterName, "cluster-name", "", "GKE cluster name, instead of the target's")
-	f.StringVar(&o.ClusterLocation, "cluster-location", "", "GKE cluster location (zone or region), instead of the target's")
-	f.StringVar(&o.Namespace, "namespace", "", "Kubernetes namespace, instead of the target's")
+	f.StringVar(&o.Project, command.Project, "", "GCP project of the clusters, instead of the target's")
+	f.StringVar(&o.Image, command.ImageRepository, "", "image repository to deploy from, instead of the target's Artifact Registry repository")
+	f.StringVar(&o.ClusterName, command.ClusterName, "", "GKE cluster name, instead of the target's")
+	f.StringVar(&o.ClusterLocation, command.ClusterLocation, "", "GKE cluster location (zone or region), instead of the target's")
+	f.StringVar(&o.Namespace, command.Namespace, "", "Kubernetes namespace, instead of the target's")
 	return f
 }
 
@@ -73,32 +74,32 @@ func (f flags) target() flags {
 // credentials) and the chart.
 func (f flags) cluster() flags {
 	c := &f.r.conn
-	f.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file for a cluster not reached through the GKE API (or $"+EnvKubeconfig+" with its content)")
-	f.StringVar(&c.kubeContext, "context", "", "kubeconfig context instead of its current one")
-	f.StringVar(&c.server, "server", "", "HOST:PORT to reach every kubeconfig cluster at (a tunnel); the certificate is still checked against the kubeconfig's host")
-	f.StringVar(&c.tlsServerName, "tls-server-name", "", "name the API server certificate is checked against when --server is given")
+	f.StringVar(&c.kubeconfig, command.Kubeconfig, "", "kubeconfig file for a cluster not reached through the GKE API (or $"+EnvKubeconfig+" with its content)")
+	f.StringVar(&c.kubeContext, command.Context, "", "kubeconfig context instead of its current one")
+	f.StringVar(&c.server, command.Server, "", "HOST:PORT to reach every kubeconfig cluster at (a tunnel); the certificate is still checked against the kubeconfig's host")
+	f.StringVar(&c.tlsServerName, command.TLSServerName, "", "name the API server certificate is checked against when --server is given")
 	return f.google()
 }
 
 // google adds the Google credential options.
 func (f flags) google() flags {
 	c, id := &f.r.conn, &f.r.overrides.Identity
-	f.StringVar(&id.Provider, "workload-identity-provider", "", "Workload Identity provider for the GitHub OIDC token, instead of the target's (projects/N/locations/global/workloadIdentityPools/P/providers/X)")
-	f.StringVar(&id.ServiceAccount, "service-account", "", "service account to impersonate after the Workload Identity exchange, instead of the target's")
-	f.StringVar(&c.accessTokenFile, "access-token-file", "", "file holding a Google access token (or $"+EnvAccessToken+")")
-	f.StringVar(&c.credentialsFile, "credentials-json", "", "Google credentials JSON file: service account key, authorized_user or external_account (or $"+EnvCredentialsJSON+")")
+	f.StringVar(&id.Provider, command.WorkloadIdentityProvider, "", "Workload Identity provider for the GitHub OIDC token, instead of the target's (projects/N/locations/global/workloadIdentityPools/P/providers/X)")
+	f.StringVar(&id.ServiceAccount, command.ServiceAccount, "", "service account to impersonate after the Workload Identity exchange, instead of the target's")
+	f.StringVar(&c.accessTokenFile, command.AccessTokenFile, "", "file holding a Google access token (or $"+EnvAccessToken+")")
+	f.StringVar(&c.credentialsFile, command.CredentialsJSON, "", "Google credentials JSON file: service account key, authorized_user or external_account (or $"+EnvCredentialsJSON+")")
 	return f
 }
 
 // chart adds the chart directory.
 func (f flags) chart() flags {
-	f.StringVar(&f.r.chartDir, "chart", "deploy/chart", "directory of the Helm chart")
+	f.StringVar(&f.r.chartDir, command.Chart, "deploy/chart", "directory of the Helm chart")
 	return f
 }
 
 // output adds --json.
 func (f flags) output() flags {
-	f.BoolVar(&f.r.asJSON, "json", false, "print JSON instead of text")
+	f.BoolVar(&f.r.asJSON, command.JSON, false, "print JSON instead of text")
 	return f
 }
 
@@ -117,12 +118,12 @@ func (f flags) duration(p *time.Duration, name string, def time.Duration, usage 
 
 // standIn adds --stand-in: the image is built from the stand-in chatbot.
 func (f flags) standIn(p *bool) {
-	f.BoolVar(p, "stand-in", false, "the image is built from the stand-in chatbot (examples/chatbot): refused for a target's own repository")
+	f.BoolVar(p, command.StandIn, false, "the image is built from the stand-in chatbot (examples/chatbot): refused for a target's own repository")
 }
 
 // holder adds --holder, defaulting to ringg-ci@<host>.
 func (f flags) holder(p *string) {
-	f.StringVar(p, "holder", "", "who runs this, shown to a concurrent run that finds the release locked (default ringg-ci@<host>)")
+	f.StringVar(p, command.Holder, "", "who runs this, shown to a concurrent run that finds the release locked (default ringg-ci@<host>)")
 }
 
 func (r *runner) holderOr(h string) string {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 
+	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/runner/release"
 )
@@ -18,9 +19,9 @@ import (
 func runTakeover(ctx context.Context, r *runner, args []string) error {
 	var target, holder string
 	var del bool
-	f := r.flags("takeover").target().cluster().chart().output()
-	f.StringVar(&target, "target", "", "target whose release to look at: staging, canary or stable")
-	f.BoolVar(&del, "delete-old-records", false, "delete the revisions the old pipeline wrote (their values may hold secrets); refused until ringg-ci's revision is the deployed one. Without it: a dry run")
+	f := r.flags(command.Takeover).target().cluster().chart().output()
+	f.StringVar(&target, command.TargetName, "", "target whose release to look at: staging, canary or stable")
+	f.BoolVar(&del, command.DeleteOldRecords, false, "delete the revisions the old pipeline wrote (their values may hold secrets); refused until ringg-ci's revision is the deployed one. Without it: a dry run")
 	f.holder(&holder)
 	if err := f.parse(args); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	helmchart "helm.sh/helm/v3/pkg/chart"
 
+	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/chart"
@@ -40,12 +41,12 @@ func runDeploy(ctx context.Context, r *runner, args []string) error {
 	var sf secretFiles
 	var timeout time.Duration
 	var standIn bool
-	f := r.flags("deploy").target().cluster().chart().output()
+	f := r.flags(command.Deploy).target().cluster().chart().output()
 	f.standIn(&standIn)
-	f.StringVar(&branch, "branch", "", "branch that was pushed: "+strings.Join(targets.Branches(), " or "))
-	f.StringVar(&image, "image", "", "image to deploy, repository@sha256:… as printed by publish")
+	f.StringVar(&branch, command.Branch, "", "branch that was pushed: "+strings.Join(targets.Branches(), " or "))
+	f.StringVar(&image, command.Image, "", "image to deploy, repository@sha256:… as printed by publish")
 	f.secrets(&sf)
-	f.duration(&timeout, "timeout", 0, "how long to wait for the rollout before rolling back (default: computed from replicas, probes and drain)")
+	f.duration(&timeout, command.Timeout, 0, "how long to wait for the rollout before rolling back (default: computed from replicas, probes and drain)")
 	f.holder(&holder)
 	if err := f.parse(args); err != nil {
 		return err
@@ -73,9 +74,9 @@ func runDeploy(ctx context.Context, r *runner, args []string) error {
 func runPlan(ctx context.Context, r *runner, args []string) error {
 	var branch, image string
 	var sf secretFiles
-	f := r.flags("plan").target().cluster().chart().output()
-	f.StringVar(&branch, "branch", "", "branch to plan: "+strings.Join(targets.Branches(), " or "))
-	f.StringVar(&image, "image", "", "image (repository@sha256:…) to plan with (default: the digest the release runs now)")
+	f := r.flags(command.Plan).target().cluster().chart().output()
+	f.StringVar(&branch, command.Branch, "", "branch to plan: "+strings.Join(targets.Branches(), " or "))
+	f.StringVar(&image, command.Image, "", "image (repository@sha256:…) to plan with (default: the digest the release runs now)")
 	f.secrets(&sf)
 	if err := f.parse(args); err != nil {
 		return err
@@ -115,11 +116,11 @@ func runPromote(ctx context.Context, r *runner, args []string) error {
 	var expected, holder string
 	var soak, timeout time.Duration
 	var dryRun bool
-	f := r.flags("promote").target().cluster().chart().output()
-	f.StringVar(&expected, "expected-digest", "", "refuse unless the canary runs this digest (sha256:…)")
-	f.duration(&soak, "soak", pipeline.DefaultSoak, "how long the canary must run without a container restart")
-	f.BoolVar(&dryRun, "dry-run", false, "show the gate's findings and the change to stable, and change nothing")
-	f.duration(&timeout, "timeout", 0, "how long to wait for stable's rollout before rolling back (default: computed)")
+	f := r.flags(command.Promote).target().cluster().chart().output()
+	f.StringVar(&expected, command.ExpectedDigest, "", "refuse unless the canary runs this digest (sha256:…)")
+	f.duration(&soak, command.Soak, pipeline.DefaultSoak, "how long the canary must run without a container restart")
+	f.BoolVar(&dryRun, command.DryRun, false, "show the gate's findings and the change to stable, and change nothing")
+	f.duration(&timeout, command.Timeout, 0, "how long to wait for stable's rollout before rolling back (default: computed)")
 	f.holder(&holder)
 	if err := f.parse(args); err != nil {
 		return err
@@ -140,10 +141,10 @@ func runRollback(ctx context.Context, r *runner, args []string) error {
 	var target, holder string
 	var revision int
 	var timeout time.Duration
-	f := r.flags("rollback").target().cluster().chart().output()
-	f.StringVar(&target, "target", "", "target to roll back: staging, canary or stable")
-	f.IntVar(&revision, "revision", 0, "revision to return to (default: the previous one; for the canary: stable's image)")
-	f.duration(&timeout, "timeout", 0, "how long to wait for the rollout (default: computed)")
+	f := r.flags(command.Rollback).target().cluster().chart().output()
+	f.StringVar(&target, command.TargetName, "", "target to roll back: staging, canary or stable")
+	f.IntVar(&revision, command.Revision, 0, "revision to return to (default: the previous one; for the canary: stable's image)")
+	f.duration(&timeout, command.Timeout, 0, "how long to wait for the rollout (default: computed)")
 	f.holder(&holder)
 	if err := f.parse(args); err != nil {
 		return err
@@ -162,8 +163,8 @@ func runRollback(ctx context.Context, r *runner, args []string) error {
 
 func runStatus(ctx context.Context, r *runner, args []string) error {
 	var names []targets.Name
-	f := r.flags("status").target().cluster().output()
-	f.Func("target", "target to show, repeatable (default: all of them)", func(s string) error {
+	f := r.flags(command.Status).target().cluster().output()
+	f.Func(command.TargetName, "target to show, repeatable (default: all of them)", func(s string) error {
 		if _, err := targets.Get(targetName(s)); err != nil {
 			return err
 		}
@@ -241,9 +242,9 @@ func (r *runner) operation(ctx context.Context, f flags, target *string, args []
 func runHealth(ctx context.Context, r *runner, args []string) error {
 	var target string
 	var timeout time.Duration
-	f := r.flags("health").target().cluster().output()
-	f.StringVar(&target, "target", "", "target whose pods to check: staging, canary or stable")
-	f.duration(&timeout, "timeout", 10*time.Second, "time each pod gets to answer, port-forward included")
+	f := r.flags(command.Health).target().cluster().output()
+	f.StringVar(&target, command.TargetName, "", "target whose pods to check: staging, canary or stable")
+	f.duration(&timeout, command.Timeout, 10*time.Second, "time each pod gets to answer, port-forward included")
 	t, c, err := r.operation(ctx, f, &target, args)
 	if err != nil {
 		return err
@@ -259,11 +260,11 @@ func runLogs(ctx context.Context, r *runner, args []string) error {
 	var target, pod string
 	var since time.Duration
 	var tail int64
-	f := r.flags("logs").target().cluster()
-	f.StringVar(&target, "target", "", "target whose pods to read: staging, canary or stable")
-	f.Int64Var(&tail, "tail", 0, "at most this many last lines per pod (default 500)")
-	f.duration(&since, "since", 0, "only lines logged within this long (default: what the container still has)")
-	f.StringVar(&pod, "pod", "", "only this pod (one of the target's)")
+	f := r.flags(command.Logs).target().cluster()
+	f.StringVar(&target, command.TargetName, "", "target whose pods to read: staging, canary or stable")
+	f.Int64Var(&tail, command.Tail, 0, "at most this many last lines per pod (default 500)")
+	f.duration(&since, command.Since, 0, "only lines logged within this long (default: what the container still has)")
+	f.StringVar(&pod, command.Pod, "", "only this pod (one of the target's)")
 	t, c, err := r.operation(ctx, f, &target, args)
 	if err != nil {
 		return err
@@ -280,11 +281,11 @@ func runScale(ctx context.Context, r *runner, args []string) error {
 	var replicas int
 	var wait time.Duration
 	var force bool
-	f := r.flags("scale").target().cluster()
-	f.StringVar(&target, "target", "", "target to scale: staging, canary or stable")
-	f.IntVar(&replicas, "replicas", -1, "replica count to set")
-	f.duration(&wait, "wait", 5*time.Minute, "how long to wait for the replicas to be ready; 0s returns at once")
-	f.BoolVar(&force, "force", false, "allow removing more than a quarter of the pods in one step")
+	f := r.flags(command.Scale).target().cluster()
+	f.StringVar(&target, command.TargetName, "", "target to scale: staging, canary or stable")
+	f.IntVar(&replicas, command.Replicas, -1, "replica count to set")
+	f.duration(&wait, command.Wait, 5*time.Minute, "how long to wait for the replicas to be ready; 0s returns at once")
+	f.BoolVar(&force, command.Force, false, "allow removing more than a quarter of the pods in one step")
 	f.holder(&holder)
 	t, c, err := r.operation(ctx, f, &target, args)
 	if err != nil {
@@ -320,11 +321,11 @@ func runTarget(_ context.Context, r *runner, args []string) error {
 	var check, standIn bool
 	var sf secretFiles
 	r.asJSON = true
-	f := r.flags("target").target().chart()
-	f.StringVar(&out, "out", "", "write the JSON to this file instead of standard output (a program reading it then sees it unscrubbed)")
-	f.StringVar(&branch, "branch", "", "the target a push of this branch deploys")
-	f.StringVar(&target, "target", "", "the target called so: staging, canary or stable")
-	f.BoolVar(&check, "check", false, "validate a deploy of --branch before anything is built: the Secret documents, the overrides and the chart's render")
+	f := r.flags(command.Target).target().chart()
+	f.StringVar(&out, command.Out, "", "write the JSON to this file instead of standard output (a program reading it then sees it unscrubbed)")
+	f.StringVar(&branch, command.Branch, "", "the target a push of this branch deploys")
+	f.StringVar(&target, command.TargetName, "", "the target called so: staging, canary or stable")
+	f.BoolVar(&check, command.Check, false, "validate a deploy of --branch before anything is built: the Secret documents, the overrides and the chart's render")
 	f.secrets(&sf)
 	f.standIn(&standIn)
 	if err := f.parse(args); err != nil {
@@ -361,7 +362,7 @@ func runTarget(_ context.Context, r *runner, args []string) error {
 		}
 	}
 	info := targetInfo{Name: t.Name, Branch: t.Branch, Platforms: t.Platforms, Image: t.Image, Release: t.Release, Namespace: t.Namespace}
-	if host, err := gcpauth.RegistryHost(t.Image); err == nil {
+	if host, err := targets.RegistryHost(t.Image); err == nil {
 		info.RegistryHost = host
 	}
 	if out == "" {
@@ -400,7 +401,7 @@ func (r *runner) checkDeploy(branch, namespace string, sf secretFiles) error {
 }
 
 func runLintChart(_ context.Context, r *runner, args []string) error {
-	f := r.flags("lint-chart").chart()
+	f := r.flags(command.LintChart).chart()
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -440,9 +441,9 @@ func lintTarget(dir string, ch *helmchart.Chart, t targets.Target, log interface
 
 func runRegistryLogin(ctx context.Context, r *runner, args []string) error {
 	var target, out string
-	f := r.flags("registry-login").target().google()
-	f.StringVar(&target, "target", "", "target whose Artifact Registry repository is pushed to, with its identity: staging, canary or stable")
-	f.StringVar(&out, "password-file", "", "file to write the password to (never printed)")
+	f := r.flags(command.RegistryLogin).target().google()
+	f.StringVar(&target, command.TargetName, "", "target whose Artifact Registry repository is pushed to, with its identity: staging, canary or stable")
+	f.StringVar(&out, command.PasswordFile, "", "file to write the password to (never printed)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -454,7 +455,7 @@ func runRegistryLogin(ctx context.Context, r *runner, args []string) error {
 		return err
 	}
 	t = t.With(r.overrides)
-	host, err := gcpauth.RegistryHost(t.Image)
+	host, err := targets.RegistryHost(t.Image)
 	if err != nil {
 		return err
 	}

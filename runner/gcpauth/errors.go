@@ -36,8 +36,6 @@ var (
 	ErrUnavailable = errors.New("google api unavailable")
 	// ErrInvalidCA means a cluster CA certificate does not parse.
 	ErrInvalidCA = errors.New("invalid cluster ca certificate")
-	// ErrRegistryHost means an image repository is not on Artifact Registry.
-	ErrRegistryHost = errors.New("not an artifact registry repository")
 )
 
 // apiError is what we keep of a Google error response: status, a short code

@@ -99,7 +99,7 @@ type Options struct {
 const (
 	StepLocked    = "locked"          // the release's lock is held
 	StepRecovered = "recovered"       // an interrupted run's record was marked
-	StepSecrets   = "secrets-applied" // the new Secrets exist
+	StepSecrets   = "secrets-applied" // a bundle of Secrets exists
 	StepRecord    = "record"          // Helm wrote a record: "record:<status>"
 	StepUpgraded  = "upgraded"        // Helm applied the new revision
 	StepWatching  = "watching"        // the record says pending, the rollout is watched
@@ -294,8 +294,8 @@ func (j job) run(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", j.what(), err)
 		}
+		j.opts.step(StepSecrets)
 	}
-	j.opts.step(StepSecrets)
 	if lastGood != nil && originOf(lastGood) == OriginOldPipeline && (j.verb == verbDeploy || j.verb == verbPromote) {
 		u.recordTakeover(ctx, lastGood)
 	}

@@ -1,4 +1,4 @@
-package gcpauth
+package targets
 
 import (
 	"errors"
