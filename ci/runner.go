@@ -11,8 +11,8 @@ import (
 	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
 	"github.com/ringg/ringg-ci/ci/pipeline"
-	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/ci/scrub"
+	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 const (

@@ -39,4 +39,3 @@ func RegistryHost(imageRepository string, allow ...string) (string, error) {
 	}
 	return host, nil
 }
-
