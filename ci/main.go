@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
+	"github.com/ringg/ringg-ci/ci/pipeline"
 )
 
 // Target is an environment the chatbot runs in.
@@ -205,6 +206,9 @@ func (m *RinggCi) Publish(
 	// +optional
 	commit string,
 ) (string, error) {
+	if err := pipeline.ValidateCommit(commit); commit != "" && err != nil {
+		return "", err
+	}
 	args, err := m.standInFlag(ctx, []string{"--target", target.flag()})
 	if err != nil {
 		return "", err
@@ -296,6 +300,9 @@ func (m *RinggCi) Deploy(
 	// +optional
 	holder string,
 ) (string, error) {
+	if err := pipeline.ValidateCommit(commit); commit != "" && err != nil {
+		return "", err
+	}
 	if dryRun {
 		return m.Plan(ctx, branch, image, secretsJson, credsJson)
 	}
