@@ -21,6 +21,7 @@ import (
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
+	"github.com/ringg/ringg-ci/testcluster"
 )
 
 // These tests run production's numbers from the chart's own values (60
@@ -153,6 +154,7 @@ func (e *slowEnv) fill() {
 					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")}}}},
 			},
 		}
+		testcluster.Restrict(&filler.Spec)
 		_, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, filler, metav1.CreateOptions{})
 		assert.NilError(t, err)
 	}
