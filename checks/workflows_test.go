@@ -9,6 +9,8 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ringg/ringg-ci/ci/targets"
 )
 
 // appWorkflows is where the workflows of the chatbot's repository live: they
@@ -79,6 +81,14 @@ func TestDeployWorkflow(t *testing.T) {
 	for branch, runner := range map[string]string{"dv-main": "ubuntu-24.04-arm", "dv-stage": "ubuntu-24.04"} {
 		assert.Check(t, is.Equal(evalBranchExpr(t, job.RunsOn, branch), runner), "runs-on for %s", branch)
 	}
+	// Each branch's job runs in the GitHub environment its target's account
+	// is federated for (ci/targets): dv-main's in production-canary, whose
+	// tokens Google exchanges for the canary's account only.
+	for _, branch := range targets.Branches() {
+		tg, err := targets.ForBranch(branch)
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(evalBranchExpr(t, job.Environment, branch), tg.Identity.Environment), "environment for %s", branch)
+	}
 	for _, secret := range []string{"SECRETS_JSON", "CREDS_JSON"} {
 		assert.Check(t, is.Contains(args, "env://"+secret))
 	}
@@ -109,6 +119,9 @@ func TestPromoteWorkflow(t *testing.T) {
 	for _, s := range job.Steps {
 		assert.Check(t, !strings.HasPrefix(s.Uses, "actions/checkout@"), "promote builds nothing: it runs no code of the dispatched branch")
 	}
+	stable, err := targets.Get(targets.Stable)
+	assert.NilError(t, err)
+	assert.Equal(t, stable.Identity.Environment, job.Environment, "promote acts as stable's account, federated for the environment the job runs in")
 	args := daggerArgs(t, w)
 	assert.Check(t, is.Contains(args, "promote"))
 	assert.Check(t, is.Contains(args, `--expected-digest "$EXPECTED_DIGEST"`))
@@ -136,6 +149,11 @@ func TestWorkflowsCommon(t *testing.T) {
 							"the module is pinned to one commit: %q", s.With["module"])
 						assert.Check(t, is.Contains(s.With["args"], "--oidc-request-url env://ACTIONS_ID_TOKEN_REQUEST_URL"))
 						assert.Check(t, is.Contains(s.With["args"], "--oidc-request-token env://ACTIONS_ID_TOKEN_REQUEST_TOKEN"))
+						// The account is the target's (ci/targets): a workflow naming
+						// another would escape the per-target RBAC.
+						for _, flag := range []string{"--service-account", "--workload-identity-provider"} {
+							assert.Check(t, !strings.Contains(s.With["args"], flag), "%s: the target's identity is used, never %s", name, flag)
+						}
 					}
 					if strings.Contains(s.Run, "$GITHUB_STEP_SUMMARY") {
 						summary = true

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ringg/ringg-ci/ci/command"
 	"github.com/ringg/ringg-ci/ci/internal/dagger"
+	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
 
@@ -202,6 +203,9 @@ func (m *RinggCi) Publish(
 	// +optional
 	commit string,
 ) (string, error) {
+	if err := pipeline.ValidateCommit(commit); commit != "" && err != nil {
+		return "", err
+	}
 	t, _, err := m.resolve(ctx, target.name(), "")
 	if err != nil {
 		return "", err
@@ -289,6 +293,9 @@ func (m *RinggCi) Deploy(
 	// +optional
 	holder string,
 ) (string, error) {
+	if err := pipeline.ValidateCommit(commit); commit != "" && err != nil {
+		return "", err
+	}
 	if dryRun {
 		return m.Plan(ctx, branch, image, secretsJson, credsJson)
 	}

@@ -43,6 +43,7 @@ import (
 	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/runner/secrets"
+	"github.com/ringg/ringg-ci/testcluster"
 )
 
 // The images of the matrix: stable's two good revisions, the canary's, the
@@ -240,7 +241,11 @@ var matrixSlots = make(chan struct{}, 16)
 
 func newMatrixEnv(t *testing.T, sc scenario) *matrixEnv {
 	t.Helper()
-	e, pool := newPoolEnv(t)
+	level := testcluster.Restricted
+	if sc.name == "takeover-stable" {
+		level = testcluster.Privileged // the old pipeline's pods run as root
+	}
+	e, pool := newPoolEnvEnforcing(t, level)
 	m := &matrixEnv{relEnv: e, pool: pool, chart: mxChart(t), lockTTL: time.Second}
 	b, err := secrets.Build([]byte(`{"OPENAI_API_KEY": "`+mxSecret+`", "REDIS_URL": "redis://:`+mxSecret+`@r:6379/0"}`),
 		[]byte(`{"type": "service_account", "client_email": "a@p.iam.gserviceaccount.com", "private_key": "`+mxSecret+`"}`), secrets.DefaultNames(), e.ns)

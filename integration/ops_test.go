@@ -15,6 +15,7 @@ import (
 	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/testcluster"
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 )
 
@@ -63,6 +64,7 @@ func TestOpsHealthReportsEachPodAndFailsOnAnUnhealthyOne(t *testing.T) {
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "dv-pipecat", Image: prodRepo + ":" + fakekubelet.TagUnhealthy,
 			Ports: []corev1.ContainerPort{{ContainerPort: 8765}}}}},
 	}
+	testcluster.Restrict(&stray.Spec)
 	_, err = e.kube.CoreV1().Pods(e.ns).Create(ctx, stray, metav1.CreateOptions{})
 	assert.NilError(t, err)
 	waitFor(t, 20*time.Second, func() bool {

@@ -26,10 +26,20 @@ import (
 	"github.com/ringg/ringg-ci/runner/release"
 )
 
-const rbacFile = "../deploy/rbac/role.yaml"
+// rbacFile is what production applies (deploy/rbac/<cluster>.yaml): the
+// deployer Role (stable's account; staging's file ships the same Role, which
+// checks/rbac_test.go keeps equal) and the canary's Role.
+const rbacFile = "../deploy/rbac/desivocal-prod-us-e1-cluster.yaml"
 
-// loadRBAC reads the shipped Role and RoleBinding.
-func loadRBAC(t *testing.T) (rbacv1.Role, rbacv1.RoleBinding) {
+// The Roles of rbacFile.
+const (
+	deployerRole = "ringg-ci-deployer"
+	canaryRole   = "ringg-ci-canary-deployer"
+)
+
+// loadRBAC reads the Role called name from rbacFile and the RoleBinding
+// that binds it.
+func loadRBAC(t *testing.T, name string) (rbacv1.Role, rbacv1.RoleBinding) {
 	t.Helper()
 	raw, err := os.ReadFile(rbacFile)
 	assert.NilError(t, err)
@@ -40,35 +50,52 @@ func loadRBAC(t *testing.T) (rbacv1.Role, rbacv1.RoleBinding) {
 		assert.NilError(t, yaml.Unmarshal([]byte(doc), &meta))
 		switch meta.Kind {
 		case "Role":
-			assert.NilError(t, yaml.UnmarshalStrict([]byte(doc), &role))
+			var r rbacv1.Role
+			assert.NilError(t, yaml.UnmarshalStrict([]byte(doc), &r))
+			if r.Name == name {
+				role = r
+			}
 		case "RoleBinding":
-			assert.NilError(t, yaml.UnmarshalStrict([]byte(doc), &binding))
+			var b rbacv1.RoleBinding
+			assert.NilError(t, yaml.UnmarshalStrict([]byte(doc), &b))
+			if b.RoleRef.Name == name {
+				binding = b
+			}
 		default:
 			t.Fatalf("%s: unexpected kind %q", rbacFile, meta.Kind)
 		}
 	}
-	assert.Equal(t, binding.RoleRef.Name, role.Name)
+	assert.Assert(t, role.Name == name, "%s has no Role %s", rbacFile, name)
+	assert.Assert(t, binding.Name != "", "%s binds nobody to %s", rbacFile, name)
 	assert.Equal(t, len(binding.Subjects), 1)
 	return role, binding
 }
 
-// requestLog records the authorization attributes (verb, group, resource)
-// of every request a client sends.
+// requestLog records the authorization attributes of every request a
+// client sends: "verb group/resource" and, for a request naming its object,
+// "verb group/resource name" too, as the API server's RBAC authorizer
+// matches resourceNames.
 type requestLog struct {
-	mu     sync.Mutex
-	seen   map[string]bool
-	denied map[string]bool // answered 403
+	mu      sync.Mutex
+	seen    map[string]bool
+	unnamed map[string]bool // "verb group/resource" of requests naming no object
+	denied  map[string]bool // answered 403
 }
 
 func (l *requestLog) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		attr, ok := authzAttributes(req)
+		attr, name, ok := authzAttributes(req)
 		resp, err := rt.RoundTrip(req)
 		if ok {
 			l.mu.Lock()
 			l.seen[attr] = true
+			if name != "" {
+				l.seen[attr+" "+name] = true
+			} else {
+				l.unnamed[attr] = true
+			}
 			if err == nil && resp.StatusCode == http.StatusForbidden {
-				l.denied[attr] = true
+				l.denied[strings.TrimSpace(attr+" "+name)] = true
 			}
 			l.mu.Unlock()
 		}
@@ -79,6 +106,19 @@ func (l *requestLog) wrap(rt http.RoundTripper) http.RoundTripper {
 func (l *requestLog) list() []string { return l.keys(l.seen) }
 
 func (l *requestLog) refused() []string { return l.keys(l.denied) }
+
+// requested lists what the authorizer must have allowed: "verb
+// group/resource name" for each request naming an object, "verb
+// group/resource" for the others.
+func (l *requestLog) requested() []string {
+	var out []string
+	for _, k := range l.list() {
+		if strings.Count(k, " ") > 1 {
+			out = append(out, k)
+		}
+	}
+	return append(out, l.keys(l.unnamed)...)
+}
 
 func (l *requestLog) keys(m map[string]bool) []string {
 	l.mu.Lock()
@@ -95,10 +135,11 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// authzAttributes maps a namespaced resource request to "verb group/resource"
-// as the API server's RBAC authorizer sees it ("" is the core group);
-// discovery and other non-resource requests are not recorded.
-func authzAttributes(req *http.Request) (string, bool) {
+// authzAttributes maps a namespaced resource request to "verb
+// group/resource" as the API server's RBAC authorizer sees it ("" is the
+// core group) and the object's name when the path names one; discovery and
+// other non-resource requests are not recorded.
+func authzAttributes(req *http.Request) (attr, name string, ok bool) {
 	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
 	var group string
 	switch {
@@ -107,16 +148,19 @@ func authzAttributes(req *http.Request) (string, bool) {
 	case len(parts) >= 3 && parts[0] == "apis":
 		group, parts = parts[1], parts[3:]
 	default:
-		return "", false
+		return "", "", false
 	}
 	if len(parts) < 3 || parts[0] != "namespaces" {
 		if len(parts) >= 1 {
-			return "cluster-scoped " + group + "/" + strings.Join(parts, "/"), true
+			return "cluster-scoped " + group + "/" + strings.Join(parts, "/"), "", true
 		}
-		return "", false
+		return "", "", false
 	}
 	parts = parts[2:] // resource[/name[/subresource]]
 	resource, named := parts[0], len(parts) > 1
+	if named {
+		name = parts[1]
+	}
 	if len(parts) > 2 {
 		resource += "/" + parts[2]
 	}
@@ -136,23 +180,50 @@ func authzAttributes(req *http.Request) (string, bool) {
 			verb = "delete"
 		}
 	}
-	return verb + " " + group + "/" + resource, true
+	return verb + " " + group + "/" + resource, name, true
 }
 
-// granted lists "verb group/resource" for every rule.
+// granted lists "verb group/resource" for every rule without resourceNames
+// and "verb group/resource name" for each name of a rule with them.
 func granted(rules []rbacv1.PolicyRule) []string {
 	var out []string
 	for _, r := range rules {
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
 				for _, v := range r.Verbs {
-					out = append(out, v+" "+g+"/"+res)
+					if len(r.ResourceNames) == 0 {
+						out = append(out, v+" "+g+"/"+res)
+					}
+					for _, n := range r.ResourceNames {
+						out = append(out, v+" "+g+"/"+res+" "+n)
+					}
 				}
 			}
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// checkUsedWhole fails unless the requests of log are exactly covered by
+// the rules: nothing requested that they lack (a named request is covered by
+// a rule for its name or one without names), and every grant used or, in
+// notExercised, said why not.
+func checkUsedWhole(t *testing.T, rules []rbacv1.PolicyRule, log *requestLog, notExercised map[string]string) {
+	t.Helper()
+	want := granted(rules)
+	for _, r := range log.requested() {
+		parts := strings.SplitN(r, " ", 3)
+		unnamed := parts[0] + " " + parts[1]
+		assert.Check(t, slices.Contains(want, r) || slices.Contains(want, unnamed), "%s was requested but the Role does not grant it", r)
+	}
+	used := log.list()
+	for _, g := range want {
+		assert.Check(t, slices.Contains(used, g) || notExercised[g] != "", "%s is granted but never used: remove it from %s or say why in notExercised", g, rbacFile)
+	}
+	for g := range notExercised {
+		assert.Check(t, slices.Contains(want, g), "notExercised lists %s, which the Role does not grant", g)
+	}
 }
 
 // rbacEnv is a namespace with the Role (given rules) bound to its subject,
@@ -163,10 +234,10 @@ type rbacEnv struct {
 	log *requestLog
 }
 
-func newRBACEnv(t *testing.T, rules []rbacv1.PolicyRule) *rbacEnv {
+func newRBACEnv(t *testing.T, roleName string, rules []rbacv1.PolicyRule) *rbacEnv {
 	t.Helper()
 	e := newRelEnv(t)
-	role, binding := loadRBAC(t)
+	role, binding := loadRBAC(t, roleName)
 	role.Rules = rules
 	role.Namespace, binding.Namespace = e.ns, e.ns
 	ctx := context.Background()
@@ -175,7 +246,7 @@ func newRBACEnv(t *testing.T, rules []rbacv1.PolicyRule) *rbacEnv {
 	_, err = e.kube.RbacV1().RoleBindings(e.ns).Create(ctx, &binding, metav1.CreateOptions{})
 	assert.NilError(t, err)
 
-	rec := &requestLog{seen: map[string]bool{}, denied: map[string]bool{}}
+	rec := &requestLog{seen: map[string]bool{}, unnamed: map[string]bool{}, denied: map[string]bool{}}
 	cfg := cluster.RESTConfig()
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: binding.Subjects[0].Name}
 	cfg.Wrap(rec.wrap)
@@ -206,13 +277,18 @@ func autoscaledChart(t *testing.T) string {
 // everyVerb runs each verb of the module as the Role's subject, in an order
 // that needs no admin help, and returns the first that fails.
 func (r *rbacEnv) everyVerb() (string, error) {
+	return r.verbs("deploy", "status", "plan", "health", "logs", "scale", "promote", "rollback")
+}
+
+// verbs runs the named verbs of the module, in the order given, as the
+// Role's subject, and returns the first that fails: deploy (the canary, new
+// Secrets), status (canary and stable), plan (the canary), health, logs and
+// scale (the canary), promote, rollback (the canary, to what stable runs).
+func (r *rbacEnv) verbs(which ...string) (string, error) {
 	ctx := context.Background()
 	b, names := r.bundle("rbac")
 	canary := r.opsTarget(targets.Canary)
-	steps := []struct {
-		name string
-		run  func() error
-	}{
+	steps := []step{
 		{"deploy", func() error {
 			p := r.canaryPlan(digest("a"), names)
 			// Without read access to pods the rollout can only time out.
@@ -270,12 +346,22 @@ func (r *rbacEnv) everyVerb() (string, error) {
 			return err
 		}},
 	}
-	for _, s := range steps {
-		if err := s.run(); err != nil {
-			return s.name, err
+	for _, name := range which {
+		i := slices.IndexFunc(steps, func(s step) bool { return s.name == name })
+		if i < 0 {
+			r.t.Fatalf("no verb %q in the RBAC scenario", name)
+		}
+		if err := steps[i].run(); err != nil {
+			return name, err
 		}
 	}
 	return "", nil
+}
+
+// step is one verb of the RBAC scenario.
+type step struct {
+	name string
+	run  func() error
 }
 
 // notExercised are permissions the Role grants for paths the scenario of
@@ -300,8 +386,8 @@ var notExercised = map[string]string{
 }
 
 func TestRBACRoleIsEnoughForEveryVerbAndUsedWhole(t *testing.T) {
-	role, _ := loadRBAC(t)
-	r := newRBACEnv(t, role.Rules)
+	role, _ := loadRBAC(t, deployerRole)
+	r := newRBACEnv(t, deployerRole, role.Rules)
 	step, err := r.everyVerb()
 	assert.NilError(t, err, "%s as the Role's subject", step)
 
@@ -309,16 +395,7 @@ func TestRBACRoleIsEnoughForEveryVerbAndUsedWhole(t *testing.T) {
 	// grants was used or has a stated reason.
 	used := r.log.list()
 	t.Logf("requests made: %q", used)
-	want := granted(role.Rules)
-	for _, u := range used {
-		assert.Assert(t, slices.Contains(want, u), "%s was requested but the Role does not grant it", u)
-	}
-	for _, g := range want {
-		assert.Assert(t, slices.Contains(used, g) || notExercised[g] != "", "%s is granted but never used: remove it from %s or say why in notExercised", g, rbacFile)
-	}
-	for g := range notExercised {
-		assert.Assert(t, slices.Contains(want, g), "notExercised lists %s, which the Role does not grant", g)
-	}
+	checkUsedWhole(t, role.Rules, r.log, notExercised)
 
 	// The module's objects really exist: promote created the autoscaler.
 	_, err = r.kube.AutoscalingV2().HorizontalPodAutoscalers(r.ns).Get(context.Background(), "dv-pipecat", metav1.GetOptions{})
@@ -326,21 +403,28 @@ func TestRBACRoleIsEnoughForEveryVerbAndUsedWhole(t *testing.T) {
 }
 
 func TestRBACEveryRuleIsNeeded(t *testing.T) {
-	role, _ := loadRBAC(t)
+	role, _ := loadRBAC(t, deployerRole)
 	for i, rule := range role.Rules {
 		name := strings.Join(rule.APIGroups, ",") + "/" + strings.Join(rule.Resources, ",")
 		t.Run(strings.TrimPrefix(name, "/"), func(t *testing.T) {
 			t.Parallel()
 			rules := slices.Delete(slices.Clone(role.Rules), i, i+1)
-			r := newRBACEnv(t, rules)
+			r := newRBACEnv(t, deployerRole, rules)
 			step, err := r.everyVerb()
-			assert.Assert(t, err != nil, "every verb works without the rule for %s: remove it from %s", name, rbacFile)
-			// Some verbs report a refused watch as a timeout: what shows the
-			// failure is for lack of permission is the 403 the API server sent
-			// (a refused websocket upgrade is seen only in the error).
-			refused := r.log.refused()
-			assert.Assert(t, len(refused) > 0 || strings.Contains(err.Error(), "is forbidden: User"), "%s failed, but not for lack of permission: %v", step, err)
-			t.Logf("without %s: %s fails (refused: %s): %v", name, step, strings.Join(refused, ", "), err)
+			assertRefused(t, r, name, step, err)
 		})
 	}
+}
+
+// assertRefused fails unless a scenario without the rule for name failed
+// for lack of permission.
+func assertRefused(t *testing.T, r *rbacEnv, name, step string, err error) {
+	t.Helper()
+	assert.Assert(t, err != nil, "every verb works without the rule for %s: remove it from %s", name, rbacFile)
+	// Some verbs report a refused watch as a timeout: what shows the
+	// failure is for lack of permission is the 403 the API server sent
+	// (a refused websocket upgrade is seen only in the error).
+	refused := r.log.refused()
+	assert.Assert(t, len(refused) > 0 || strings.Contains(err.Error(), "is forbidden: User"), "%s failed, but not for lack of permission: %v", step, err)
+	t.Logf("without %s: %s fails (refused: %s): %v", name, step, strings.Join(refused, ", "), err)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	cikube "github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/testcluster"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
 )
 
@@ -153,6 +154,7 @@ func (e *slowEnv) fill() {
 					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")}}}},
 			},
 		}
+		testcluster.Restrict(&filler.Spec)
 		_, err := e.kube.CoreV1().Pods(e.ns).Create(ctx, filler, metav1.CreateOptions{})
 		assert.NilError(t, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/testcluster"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
 )
 
@@ -63,8 +64,14 @@ func (b *brokenImages) behavior(p *corev1.Pod) fakenode.Behavior {
 // images broken in the returned brokenImages.
 func newPoolEnv(t *testing.T) (*relEnv, *brokenImages) {
 	t.Helper()
+	return newPoolEnvEnforcing(t, testcluster.Restricted)
+}
+
+// newPoolEnvEnforcing is newPoolEnv with a namespace enforcing level.
+func newPoolEnvEnforcing(t *testing.T, level string) (*relEnv, *brokenImages) {
+	t.Helper()
 	b := &brokenImages{broken: map[string]fakenode.Behavior{}}
-	ns := cluster.NamespaceWithNodes(t, fakenode.Options{Behavior: b.behavior})
+	ns := cluster.NamespaceWithNodesEnforcing(t, level, fakenode.Options{Behavior: b.behavior})
 	return newRelEnvIn(t, ns), b
 }
 
@@ -238,7 +245,7 @@ func TestStateStagingDeployThroughProductionIsRefused(t *testing.T) {
 // old pipeline's revision ran: by digest, with its Secrets' content as
 // versioned Secrets, none of the old record's values.
 func TestStateRollbackRightAfterTheFirstPromote(t *testing.T) {
-	e := newRelEnv(t)
+	e := newRelEnvIn(t, oldPipelineNamespace(t))
 	old := &oldPipeline{e: e, cfg: e.helm()}
 	old.kubectlSecrets()
 	prod, canaryFiles := []string{"values-prod.yaml"}, []string{"values-prod.yaml", "values-canary.yaml"}

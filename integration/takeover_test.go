@@ -35,6 +35,7 @@ import (
 	"github.com/ringg/ringg-ci/runner/cli"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/runner/secrets"
+	"github.com/ringg/ringg-ci/testcluster"
 )
 
 // oldChartDir is a reconstruction of the chart the old pipeline deployed
@@ -45,6 +46,15 @@ import (
 // annotations, terminationGracePeriodSeconds 270, and the workflow's --set
 // secrets rendered into env.
 const oldChartDir = "testdata/old-chart"
+
+// oldPipelineNamespace is a namespace like production's default one, which
+// checks no Pod Security Standard: the old chart's pods run as root (its
+// Deployment has no securityContext), and a takeover that fails puts that
+// pod template back.
+func oldPipelineNamespace(t *testing.T) string {
+	t.Helper()
+	return cluster.NamespaceEnforcing(t, testcluster.Privileged)
+}
 
 // The old pipeline's image tags (commit SHAs) and the digests the registry
 // resolved them to, which the container runtime reports in each pod's
@@ -319,7 +329,7 @@ func oldChartWithReplicas(t *testing.T, n int) string {
 // ready endpoints than the rollouts allow, and no secret value reaches
 // anything ringg-ci writes or prints.
 func TestTakeoverFromTheOldPipeline(t *testing.T) {
-	e := newRelEnv(t)
+	e := newRelEnvIn(t, oldPipelineNamespace(t))
 	ctx := context.Background()
 	s := &leakScan{t: t}
 	old := &oldPipeline{e: e, cfg: e.helm()}
@@ -381,6 +391,12 @@ func TestTakeoverFromTheOldPipeline(t *testing.T) {
 		assert.Assert(t, is.Contains(plan, want), shown(plan))
 	}
 	assert.Assert(t, hasLine(plan, "-", "value: (hidden)"), "the diff hides the --set values:\n%s", shown(plan))
+	// The old chart's pods ran with Kubernetes' defaults (as root, in
+	// production); the diff shows every security setting the takeover adds.
+	for _, added := range []string{"automountServiceAccountToken: false", "runAsNonRoot: true", "type: RuntimeDefault",
+		"allowPrivilegeEscalation: false", "readOnlyRootFilesystem: true", "- ALL", "mountPath: /tmp", "emptyDir: {}"} {
+		assert.Assert(t, hasLine(plan, "+", added), "the takeover's diff shows %q:\n%s", added, shown(plan))
+	}
 	for path, fate := range map[string]string{
 		"image.tag":                "replaced: the image is pinned by digest (image.digest " + oldTags[oldTag3] + ")",
 		"secretEnv.OPENAI_API_KEY": "dropped: the chart ringg-ci deploys has no such value (value hidden)",
@@ -764,7 +780,7 @@ func hasLine(text string, parts ...string) bool {
 // deployed again, status counts it, and the takeover command deletes the old
 // records once a deploy succeeded.
 func TestFailedTakeoverReturnsToTheOldRelease(t *testing.T) {
-	e := newRelEnv(t)
+	e := newRelEnvIn(t, oldPipelineNamespace(t))
 	s := &leakScan{t: t}
 	old := &oldPipeline{e: e, cfg: e.helm()}
 	old.kubectlSecrets()

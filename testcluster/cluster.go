@@ -18,6 +18,10 @@
 //		_, err := cluster.Client().CoreV1().ConfigMaps(ns).Create(...)
 //	}
 //
+// Test namespaces enforce the "restricted" Pod Security Standard, so a pod
+// the chart renders is admitted only if production's hardened namespaces
+// would admit it; a pod written by hand in a test goes through Restrict.
+//
 // A test that needs nodes like production's (probe timing, drains that hold
 // their CPU, a full pool) on a time scale gets a namespace with a node pool of
 // its own:
@@ -422,12 +426,30 @@ func (c *Cluster) Restart(t testing.TB) {
 	t.Logf("test cluster restarted: stopped in %s, ready again in %s", down.Round(time.Millisecond), c.StartupDuration().Round(time.Millisecond))
 }
 
-// Namespace creates a namespace for t, named after the test, waits for its
+// Namespace creates a namespace for t, named after the test, that enforces
+// the "restricted" Pod Security Standard (LabelEnforce), waits for its
 // default ServiceAccount (pods need it), and deletes it when t ends. Without
 // a cluster (-short) it skips t.
 func (c *Cluster) Namespace(t testing.TB) string {
 	t.Helper()
 	return c.namespace(t, nil)
+}
+
+// The Pod Security Standard levels a test namespace can enforce.
+const (
+	// Restricted is every test namespace's level, unless a test asks for
+	// another.
+	Restricted = "restricted"
+	// Privileged checks nothing, as in a namespace without the label (GKE's
+	// default namespace, where the old pipeline's pods run as root).
+	Privileged = "privileged"
+)
+
+// NamespaceEnforcing is Namespace enforcing level instead of Restricted, for
+// a test that plays pods a hardened namespace would refuse.
+func (c *Cluster) NamespaceEnforcing(t testing.TB, level string) string {
+	t.Helper()
+	return c.namespace(t, map[string]string{LabelEnforce: level})
 }
 
 // NamespaceWithNodes is Namespace with a fake node pool of its own: nodes
@@ -437,7 +459,14 @@ func (c *Cluster) Namespace(t testing.TB) string {
 // nodes are registered when it returns, and stopped and deleted when t ends.
 func (c *Cluster) NamespaceWithNodes(t testing.TB, opts fakenode.Options) string {
 	t.Helper()
-	name := c.namespace(t, map[string]string{fakenode.LabelPool: "pending"})
+	return c.NamespaceWithNodesEnforcing(t, Restricted, opts)
+}
+
+// NamespaceWithNodesEnforcing is NamespaceWithNodes enforcing level instead
+// of Restricted.
+func (c *Cluster) NamespaceWithNodesEnforcing(t testing.TB, level string, opts fakenode.Options) string {
+	t.Helper()
+	name := c.namespace(t, map[string]string{fakenode.LabelPool: "pending", LabelEnforce: level})
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.Config, opts.Namespace = c.config, name
 	opts.Log = slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelInfo})).With("pool", name)
@@ -457,15 +486,43 @@ func (c *Cluster) NamespaceWithNodes(t testing.TB, opts fakenode.Options) string
 	return name
 }
 
+// LabelEnforce is the namespace label of the API server's PodSecurity
+// admission that refuses pods breaking a Pod Security Standard. Every test
+// namespace sets it to "restricted", the strictest level, so every pod a test
+// makes, and every pod the chart renders, must meet it (see Restrict).
+const LabelEnforce = "pod-security.kubernetes.io/enforce"
+
+// Restrict makes spec meet the "restricted" Pod Security Standard that every
+// test namespace enforces, for pods a test writes by hand: it runs as
+// non-root with the runtime's default seccomp profile, and each container
+// drops every capability and cannot escalate privileges.
+func Restrict(spec *corev1.PodSpec) {
+	if spec.SecurityContext == nil {
+		spec.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	spec.SecurityContext.RunAsNonRoot = new(true)
+	spec.SecurityContext.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			if cs[i].SecurityContext == nil {
+				cs[i].SecurityContext = &corev1.SecurityContext{}
+			}
+			cs[i].SecurityContext.AllowPrivilegeEscalation = new(false)
+			cs[i].SecurityContext.Capabilities = &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}
+		}
+	}
+}
+
 // namespace creates t's namespace with extra labels; a pool label is set
-// from the start, so the shared fake nodes never see the namespace without.
+// from the start, so the shared fake nodes never see the namespace without,
+// and so is LabelEnforce, so no pod is ever admitted without the check.
 func (c *Cluster) namespace(t testing.TB, extra map[string]string) string {
 	t.Helper()
 	if c == nil {
 		t.Skip("no test cluster (-short)")
 	}
 	name := namespaceName(t.Name())
-	labels := map[string]string{"testcluster.ringg.dev/test": "true"}
+	labels := map[string]string{"testcluster.ringg.dev/test": "true", LabelEnforce: Restricted}
 	for k, v := range extra {
 		if k == fakenode.LabelPool {
 			v = name

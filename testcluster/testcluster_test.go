@@ -104,3 +104,37 @@ func BenchmarkStart(b *testing.B) {
 		}
 	}
 }
+
+// Every test namespace enforces the "restricted" Pod Security Standard with
+// the API server's PodSecurity admission, as a hardened production namespace
+// does: a pod that runs as root, may escalate privileges, keeps
+// capabilities or has no seccomp profile is refused at creation, and one
+// that meets it is admitted.
+func TestNamespaceEnforcesRestrictedPodSecurity(t *testing.T) {
+	ns := cluster.Namespace(t)
+	got, err := cluster.Client().CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
+	assert.NilError(t, err)
+	assert.Equal(t, got.Labels["pod-security.kubernetes.io/enforce"], "restricted")
+
+	pod := func(name string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "repo/app:v1"}}}}
+	}
+	_, err = cluster.Client().CoreV1().Pods(ns).Create(t.Context(), pod("defaults"), metav1.CreateOptions{})
+	assert.Assert(t, apierrors.IsForbidden(err), "a pod with default security settings was not refused: %v", err)
+	assert.ErrorContains(t, err, `violates PodSecurity "restricted:latest"`)
+	for _, want := range []string{"allowPrivilegeEscalation != false", "unrestricted capabilities", "runAsNonRoot != true", "seccompProfile"} {
+		assert.ErrorContains(t, err, want)
+	}
+
+	ok := pod("restricted")
+	testcluster.Restrict(&ok.Spec)
+	_, err = cluster.Client().CoreV1().Pods(ns).Create(t.Context(), ok, metav1.CreateOptions{})
+	assert.NilError(t, err)
+
+	// A namespace that plays one without the check admits the same pod the
+	// restricted one refused.
+	privileged := cluster.NamespaceEnforcing(t, testcluster.Privileged)
+	_, err = cluster.Client().CoreV1().Pods(privileged).Create(t.Context(), pod("defaults"), metav1.CreateOptions{})
+	assert.NilError(t, err)
+}

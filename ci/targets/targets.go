@@ -55,9 +55,10 @@ type Target struct {
 	// MaxManualReplicas caps manual scaling; zero means no cap beyond the
 	// operator's judgement.
 	MaxManualReplicas int
-	// Identity is who GitHub Actions acts as for this target. Staging's
-	// and production's differ, so a push to dv-stage never holds a token
-	// that can touch production (docs/security.md).
+	// Identity is who GitHub Actions acts as for this target. Each target
+	// has its own, so a push to dv-stage never holds a token that can
+	// touch production, and a push to dv-main holds only the canary's
+	// (docs/security.md).
 	Identity Identity
 }
 
@@ -68,20 +69,36 @@ type Identity struct {
 	Provider string `json:"provider"`
 	// ServiceAccount is the email of the service account impersonated.
 	ServiceAccount string `json:"serviceAccount"`
+	// Environment is the GitHub environment whose jobs may act as the
+	// account: its roles/iam.workloadIdentityUser binding names
+	// attribute.environment/<Environment>, and the workflow's job for the
+	// target runs in it (checks/ compares both with this).
+	Environment string `json:"environment"`
 }
 
-// The identities of the production setup. Staging keeps the old pipeline's
-// pool and service account; production has its own, bound to dv-main and
-// the production environments by the provider's attribute condition
-// (docs/security.md has the gcloud commands that create them).
+// The identities of the production setup, one per target. Staging keeps
+// the old pipeline's pool and service account; production has its own pool,
+// bound to dv-main and the production environments by the provider's
+// attribute condition, and an account per track: the canary's, which a push
+// to dv-main acts as, can change only the canary's objects in the cluster
+// (deploy/rbac), and stable's can be had only in the `production`
+// environment, behind its reviewers (docs/security.md has the gcloud
+// commands that create them).
 var (
 	stagingIdentity = Identity{
 		Provider:       "projects/623676891410/locations/global/workloadIdentityPools/desivocal-staging-pool/providers/github",
 		ServiceAccount: "gke-githubactions-svc-stage@desivocalprod01.iam.gserviceaccount.com",
+		Environment:    "staging",
 	}
-	productionIdentity = Identity{
-		Provider:       "projects/623676891410/locations/global/workloadIdentityPools/desivocal-prod-pool/providers/github",
+	canaryIdentity = Identity{
+		Provider:       productionProvider,
+		ServiceAccount: "gke-githubactions-svc-canary@desivocalprod01.iam.gserviceaccount.com",
+		Environment:    "production-canary",
+	}
+	stableIdentity = Identity{
+		Provider:       productionProvider,
 		ServiceAccount: "gke-githubactions-svc-prod@desivocalprod01.iam.gserviceaccount.com",
+		Environment:    "production",
 	}
 )
 
@@ -90,6 +107,8 @@ const (
 	stagingRegistry = "asia-south1-docker.pkg.dev/desivocalprod01/ringg-registry-stage/dv-pipecat"
 	prodRegistry    = "asia-south1-docker.pkg.dev/desivocalprod01/ringg-registry-prod/dv-pipecat"
 	prodCluster     = "desivocal-prod-us-e1-cluster"
+
+	productionProvider = "projects/623676891410/locations/global/workloadIdentityPools/desivocal-prod-pool/providers/github"
 )
 
 // All returns every known target, in deployment order. The result is a fresh
@@ -120,7 +139,7 @@ func All() []Target {
 			Track:             "canary",
 			PromotesTo:        Stable,
 			MaxManualReplicas: 5,
-			Identity:          productionIdentity,
+			Identity:          canaryIdentity,
 		},
 		{
 			Name:        Stable,
@@ -131,7 +150,7 @@ func All() []Target {
 			Release:     "dv-pipecat",
 			ValuesFiles: []string{"values-prod.yaml"},
 			Track:       "stable",
-			Identity:    productionIdentity,
+			Identity:    stableIdentity,
 		},
 	}
 }

@@ -142,18 +142,32 @@ func TestValidate(t *testing.T) {
 	})
 }
 
-// A push to dv-stage must never hold a token that acts on production: every
-// target names its identity, the production targets share one, and it is not
-// staging's.
+// A push to dv-stage must never hold a token that acts on production, and a
+// push to dv-main only the canary's: every target names its identity, each
+// is a service account of its own, federated for one GitHub environment,
+// and staging's pool is not production's.
 func TestIdentityBelongsToTheTarget(t *testing.T) {
 	byName := map[targets.Name]targets.Identity{}
+	accounts := map[string]targets.Name{}
+	environments := map[string]targets.Name{}
 	for _, tg := range targets.All() {
-		assert.Check(t, tg.Identity.Provider != "" && tg.Identity.ServiceAccount != "", "%s names its identity", tg.Name)
-		byName[tg.Name] = tg.Identity
+		id := tg.Identity
+		assert.Check(t, id.Provider != "" && id.ServiceAccount != "" && id.Environment != "", "%s names its identity", tg.Name)
+		byName[tg.Name] = id
+		if other, ok := accounts[id.ServiceAccount]; ok {
+			t.Errorf("%s and %s share the service account %s: give each target its own", other, tg.Name, id.ServiceAccount)
+		}
+		accounts[id.ServiceAccount] = tg.Name
+		if other, ok := environments[id.Environment]; ok {
+			t.Errorf("%s and %s share the GitHub environment %s: a token of one could be exchanged for the other's account", other, tg.Name, id.Environment)
+		}
+		environments[id.Environment] = tg.Name
 	}
-	assert.Equal(t, byName[targets.Canary], byName[targets.Stable], "canary and stable are one production identity")
+	assert.Check(t, byName[targets.Canary].ServiceAccount != byName[targets.Stable].ServiceAccount, "a push to dv-main acts as the canary's account, never stable's")
 	assert.Check(t, byName[targets.Staging].Provider != byName[targets.Stable].Provider, "staging and production federate through different pools")
-	assert.Check(t, byName[targets.Staging].ServiceAccount != byName[targets.Stable].ServiceAccount, "staging and production impersonate different accounts")
+	assert.Equal(t, byName[targets.Canary].Provider, byName[targets.Stable].Provider, "canary and stable federate through the production pool")
+	assert.Equal(t, byName[targets.Canary].Environment, "production-canary")
+	assert.Equal(t, byName[targets.Stable].Environment, "production", "stable's account needs the environment with required reviewers")
 
 	o := targets.Overrides{Identity: targets.Identity{ServiceAccount: "other@p.iam.gserviceaccount.com"}}
 	st, err := targets.Get(targets.Staging)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -133,6 +134,47 @@ func (a *fakeApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, rep.body)
 }
 
+// brokenApp answers every request with the same raw bytes, then closes
+// the connection.
+type brokenApp struct {
+	port int
+	mu   sync.Mutex
+	n    int
+}
+
+func (a *brokenApp) requests() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
+}
+
+func rawApp(t *testing.T, answer string) *brokenApp {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	assert.NilError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	a := &brokenApp{port: l.Addr().(*net.TCPAddr).Port}
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				a.mu.Lock()
+				a.n++
+				a.mu.Unlock()
+				_, _ = io.WriteString(conn, answer)
+			}()
+		}
+	}()
+	return a
+}
+
 func port(t *testing.T, url string) int {
 	t.Helper()
 	_, p, err := net.SplitHostPort(strings.TrimPrefix(url, "http://"))
@@ -226,6 +268,25 @@ func TestDrainScript(t *testing.T) {
 			} else {
 				assert.Equal(t, app.polls, tc.polls)
 			}
+		})
+	}
+
+	// Answers that break HTTP itself (Python raises http.client's
+	// BadStatusLine or IncompleteRead, which are not OSErrors) are failed
+	// polls like any other: the program keeps asking until its deadline
+	// and exits 0, so the kubelet does not send SIGTERM early.
+	broken := []struct{ name, answer string }{
+		{"bad status line", "garbage\r\n\r\n"},
+		{"body cut short", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"active_calls\""},
+		{"error body cut short", "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"active_calls\""},
+	}
+	for _, tc := range broken {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			app := rawApp(t, tc.answer)
+			out := runPreStop(t, app.port, 2).wait(t)
+			assert.Equal(t, strings.TrimSpace(out), "drain: deadline of 2 s passed; calls may still be active")
+			assert.Assert(t, app.requests() >= 2, "asked %d times: a broken answer must not end the program", app.requests())
 		})
 	}
 

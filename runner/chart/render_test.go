@@ -165,9 +165,11 @@ func TestRenderTargets(t *testing.T) {
 			assert.DeepEqual(t, c.Env, []corev1.EnvVar{{Name: "LOGGER_NAME", Value: w.logger}})
 			assert.DeepEqual(t, c.EnvFrom, []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{
 				LocalObjectReference: corev1.LocalObjectReference{Name: testAppEnv}}}})
-			assert.DeepEqual(t, c.VolumeMounts, []corev1.VolumeMount{{
-				Name: "secret-volume-gcp-creds", MountPath: "/app/creds.json", SubPath: "creds.json", ReadOnly: true}})
-			assert.Assert(t, is.Len(pod.Spec.Volumes, 1))
+			assert.DeepEqual(t, c.VolumeMounts, []corev1.VolumeMount{
+				{Name: "secret-volume-gcp-creds", MountPath: "/app/creds.json", SubPath: "creds.json", ReadOnly: true},
+				{Name: "tmp", MountPath: "/tmp"}, // TestPodSecurityDefaults
+			})
+			assert.Assert(t, is.Len(pod.Spec.Volumes, 2))
 			assert.Equal(t, pod.Spec.Volumes[0].Name, "secret-volume-gcp-creds")
 			assert.Equal(t, pod.Spec.Volumes[0].Secret.SecretName, testGCPCreds)
 
@@ -402,6 +404,26 @@ func TestRenderRejectsBadValues(t *testing.T) {
 			target:   targets.Canary,
 			computed: map[string]any{"terminationGracePeriodSeconds": 120},
 			want:     []string{"drain.deadlineSeconds (240)", "terminationGracePeriodSeconds (120)"},
+		},
+		{
+			name:     "typo in a security setting",
+			computed: map[string]any{"securityContext": map[string]any{"readOnlyRootFileSystem": false}},
+			want:     []string{"/securityContext", "readOnlyRootFileSystem"},
+		},
+		{
+			name:     "security setting of the wrong type",
+			computed: map[string]any{"podSecurityContext": map[string]any{"runAsNonRoot": "yes"}},
+			want:     []string{"/podSecurityContext/runAsNonRoot", "string"},
+		},
+		{
+			name:     "unknown seccomp profile type",
+			computed: map[string]any{"podSecurityContext": map[string]any{"seccompProfile": map[string]any{"type": "Default"}}},
+			want:     []string{"/podSecurityContext/seccompProfile/type"},
+		},
+		{
+			name:     "tmp size that is no quantity",
+			computed: map[string]any{"tmp": map[string]any{"sizeLimit": "1 GB"}},
+			want:     []string{"/tmp/sizeLimit"},
 		},
 		{
 			name:     "pod label replaces the track",

@@ -76,10 +76,12 @@ type wif struct {
 
 func (w wif) stsAudience() string { return "//iam.googleapis.com/" + w.provider }
 
-// principalSet is the member to grant roles/iam.workloadIdentityUser to.
+// principalSet is the member to grant roles/iam.workloadIdentityUser to:
+// the jobs of one GitHub environment (each target's account has its own,
+// ci/targets), the provider's condition having pinned repository and branch.
 func (w wif) principalSet() string {
 	pool := w.provider[:strings.Index(w.provider, "/providers/")]
-	return "principalSet://iam.googleapis.com/" + pool + "/attribute.repository/OWNER/REPO"
+	return "principalSet://iam.googleapis.com/" + pool + "/attribute.environment/ENVIRONMENT"
 }
 
 func githubSource(ctx context.Context, c Config, red *redactor) (oauth2.TokenSource, error) {
@@ -195,7 +197,7 @@ func (w wif) stsError(e apiError) error {
 	case strings.Contains(msg, "audience"):
 		return fmt.Errorf("%s: %s: %w; the token's audience does not match the provider: the oidc audience is %s, so the provider %s must list it in its allowed audiences (or leave them empty), and the provider name must be exact", what, e, ErrExchange, w.oidcAudience, w.provider)
 	case strings.Contains(msg, "attribute") || strings.Contains(msg, "mapping"):
-		return fmt.Errorf("%s: %s: %w; fix the provider's attribute mapping (google.subject=assertion.sub, attribute.repository=assertion.repository) on %s", what, e, ErrExchange, w.provider)
+		return fmt.Errorf("%s: %s: %w; fix the provider's attribute mapping (google.subject=assertion.sub, attribute.repository=assertion.repository, attribute.environment=assertion.environment) on %s", what, e, ErrExchange, w.provider)
 	case e.code == "invalid_grant":
 		return fmt.Errorf("%s: %s: %w; google did not accept the github token: check that provider %s has issuer %s, allowed audience %s, and that the token is fresh (runner clock)", what, e, ErrExchange, w.provider, githubOIDCIssuer, w.oidcAudience)
 	case e.status == 403:
@@ -209,7 +211,7 @@ func (w wif) iamError(e apiError) error {
 	what := "impersonate service account " + w.serviceAccount
 	switch {
 	case e.status == 403 && strings.Contains(e.message, "iam.serviceAccounts.getAccessToken"):
-		return fmt.Errorf("%s: %s: %w; the federated identity lacks iam.serviceAccounts.getAccessToken on %s: grant roles/iam.workloadIdentityUser on the service account to %s (gcloud iam service-accounts add-iam-policy-binding %s --role roles/iam.workloadIdentityUser --member ...), and check that the provider maps attribute.repository", what, e, ErrPermission, w.serviceAccount, w.principalSet(), w.serviceAccount)
+		return fmt.Errorf("%s: %s: %w; the federated identity lacks iam.serviceAccounts.getAccessToken on %s: grant roles/iam.workloadIdentityUser on the service account to %s (gcloud iam service-accounts add-iam-policy-binding %s --role roles/iam.workloadIdentityUser --member ...), and check that the provider maps attribute.environment", what, e, ErrPermission, w.serviceAccount, w.principalSet(), w.serviceAccount)
 	case e.status == 403 || e.status == 401:
 		return fmt.Errorf("%s: %s: %w; grant roles/iam.workloadIdentityUser on %s to %s (it carries iam.serviceAccounts.getAccessToken), check the provider's attribute condition, and enable the IAM Service Account Credentials API", what, e, ErrPermission, w.serviceAccount, w.principalSet())
 	case e.status == 404:

@@ -158,7 +158,7 @@ func TestGitHubOIDCErrors(t *testing.T) {
 				f.iamStatus, f.iamBody = 403, `{"error":{"code":403,"message":"Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist). caller token %s","status":"PERMISSION_DENIED"}}`
 			},
 			sentinel: []error{ErrPermission},
-			contains: []string{"iam.serviceAccounts.getAccessToken", "roles/iam.workloadIdentityUser", "principalSet://iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/test-pool/attribute.repository/OWNER/REPO", testSA},
+			contains: []string{"iam.serviceAccounts.getAccessToken", "roles/iam.workloadIdentityUser", "principalSet://iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/test-pool/attribute.environment/ENVIRONMENT", testSA},
 		},
 		{
 			name: "missing workloadIdentityUser binding",

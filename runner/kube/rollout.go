@@ -592,7 +592,7 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 			}
 		case <-changed:
 		case err := <-forbidden:
-			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s in %s: %w; grant list and watch on deployments, replicasets and pods (deploy/rbac/role.yaml)", o.Name, o.Namespace, err)
+			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s in %s: %w; grant list and watch on deployments, replicasets and pods (deploy/rbac/<cluster>.yaml)", o.Name, o.Namespace, err)
 		}
 		if synced() {
 			st = look()

@@ -288,7 +288,7 @@ func dial(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, p *core
 // the API server refused it, else the path through the pod's node.
 func portForwardError(p *corev1.Pod, err error) error {
 	if apierrors.IsForbidden(err) || strings.Contains(strings.ToLower(err.Error()), "forbidden") {
-		return fmt.Errorf("port-forward to %s: %w; the deploying account needs create and get on pods/portforward (deploy/rbac/role.yaml)", p.Name, err)
+		return fmt.Errorf("port-forward to %s: %w; the deploying account needs create and get on pods/portforward (deploy/rbac/<cluster>.yaml)", p.Name, err)
 	}
 	return fmt.Errorf("port-forward to %s: %w; the API server could not reach the kubelet of node %q that runs the pod: check the node (kubectl describe node) and retry", p.Name, err, p.Spec.NodeName)
 }

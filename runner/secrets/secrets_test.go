@@ -57,11 +57,14 @@ func TestBuildRejectsInvalidAppEnv(t *testing.T) {
 		{file: "invalid-key-unicode.json", named: []string{`key "ключ"`, `it holds 'к'`}},
 		{file: "invalid-not-object.json", named: []string{"got an array"}, hidden: []string{"array-item"}},
 		{file: "invalid-string-document.json", named: []string{"got a string"}},
-		{file: "invalid-syntax-unquoted-value.json", named: []string{"line 3, column 21", `after key "OPENAI_API_KEY"`}, hidden: []string{"'Z'", "Zsk"}},
+		{file: "invalid-syntax-unquoted-value.json", named: []string{"line 3, column 21"}, hidden: []string{"'Z'", "Zsk"}},
 		{file: "invalid-syntax-single-quotes.json", named: []string{"line 1, column 20"}, hidden: []string{`'''`, `'\''`}},
 		{file: "invalid-truncated.json", named: []string{"ends early", "line 1, column 42"}},
 		{file: "invalid-raw-newline-in-value.json", named: []string{"line 1, column 37", "must be escaped"}, hidden: []string{"break"}},
 		{file: "invalid-trailing-data.json", named: []string{"unexpected data after the JSON value at line 1, column 38"}},
+		// The value of OPENAI_API_KEY holds `", "`: what the parser reads as the
+		// next key is a piece of that value, and must not be named.
+		{file: "invalid-unescaped-quote-in-value.json", named: []string{"line 1, column 59", `must be written \"`}, hidden: []string{"sk-1", "after-stray-quote"}},
 		{file: "invalid-many-problems.json", named: []string{
 			`"bad name"`, `"NESTED"`, `"LIST"`, `"NOTHING"`, "4 problems:",
 		}, hidden: []string{"8765", "bad-name", `"GOOD"`, `"FLAG"`}},

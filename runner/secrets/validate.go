@@ -222,33 +222,19 @@ func parseCreds(doc []byte) []error {
 // checkSyntax reports the first syntax error of a document by position.
 // encoding/json's decoder reports offsets relative to its buffer, but
 // Unmarshal checks the whole input first and reports an absolute offset.
+//
+// The problem names no key. In a document that does not parse, what a
+// parser reads as a key after the first string value may be a piece of that
+// value: {"A": "x", "B": "y" "C": 1} is a missing comma after "y", or the
+// value x", "B": "y with its quotes unescaped. The bytes are the same, so
+// no rule can tell the two apart; the line and column are exact either way.
 func checkSyntax(ps *problems, doc []byte) bool {
 	err := json.Unmarshal(doc, new(json.RawMessage))
 	if err == nil {
 		return true
 	}
-	ps.doc("%s", syntaxProblem(doc, err, lastKeyBefore(doc)))
+	ps.doc("%s", syntaxProblem(doc, err))
 	return false
-}
-
-// lastKeyBefore returns the last top-level key read before a syntax error,
-// to point a person at the right line; it is a name, never a value.
-func lastKeyBefore(doc []byte) string {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return ""
-	}
-	last := ""
-	for dec.More() {
-		key, _, err := nextMember(dec)
-		if key != "" {
-			last = key
-		}
-		if err != nil {
-			break
-		}
-	}
-	return last
 }
 
 // checkDocument reports problems that make a document unreadable before any
@@ -289,7 +275,7 @@ func nonEmpty(v json.RawMessage) bool {
 // syntaxProblem describes a JSON syntax error by position. encoding/json's
 // messages can quote a character of the input, which may belong to a secret,
 // so the character is removed.
-func syntaxProblem(doc []byte, err error, lastKey string) string {
+func syntaxProblem(doc []byte, err error) string {
 	var se *json.SyntaxError
 	if !errors.As(err, &se) {
 		return "is not valid JSON; check quotes and commas"
@@ -305,15 +291,17 @@ func syntaxProblem(doc []byte, err error, lastKey string) string {
 		hint = "; remove it"
 	default:
 		what = "is not valid JSON (" + redactSyntax(msg) + ")"
-		if strings.HasSuffix(msg, "in string literal") {
+		switch {
+		case strings.HasSuffix(msg, "in string literal"):
 			hint = "; a raw newline, tab or control character inside a string must be escaped (\\n)"
+		case strings.HasSuffix(msg, "after object key"), strings.HasSuffix(msg, "after object key:value pair"):
+			// A string where a colon or comma should follow: a missing
+			// comma, or a quote inside a value that ended the value early.
+			hint = `; check quotes and commas (a double quote inside a value must be written \")`
 		}
 	}
 	line, col := position(doc, off)
 	out := fmt.Sprintf("%s at line %d, column %d", what, line, col)
-	if lastKey != "" {
-		out += fmt.Sprintf(" (after key %s)", quoteKey(lastKey))
-	}
 	if hint == "" {
 		hint = "; check quotes and commas"
 	}

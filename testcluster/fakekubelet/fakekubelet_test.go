@@ -201,6 +201,7 @@ func TestAPIServerProxiesToTheKubelet(t *testing.T) {
 	ctx := t.Context()
 	pod := chatbot("sick", "repo/app:unhealthy")
 	pod.Namespace = ns
+	testcluster.Restrict(&pod.Spec)
 	_, err := cluster.Client().CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 	assert.NilError(t, err)
 	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {

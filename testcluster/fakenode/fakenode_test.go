@@ -43,14 +43,17 @@ func TestDefaultBehaviorFollowsTheImageTag(t *testing.T) {
 	}
 }
 
+// pod is a pod the test namespaces admit (testcluster.Restrict).
 func pod(name, image string) *corev1.Pod {
-	return &corev1.Pod{
+	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PodSpec{
 			Containers:                    []corev1.Container{{Name: "app", Image: image}},
 			TerminationGracePeriodSeconds: new(int64(300)),
 		},
 	}
+	testcluster.Restrict(&p.Spec)
+	return p
 }
 
 // waitPod waits up to 20s for the pod to satisfy done, reporting its last

@@ -134,9 +134,11 @@ drain.pollSeconds until the app reports "active_calls": 0 in a JSON body (any
 status code), the app stops answering connections (it is gone), or
 drain.deadlineSeconds have passed. An app without a drain endpoint (404) or
 that does not report active_calls is simply given the whole deadline: the
-pod is already out of the Service's endpoints, so no new call reaches it. It
-always exits 0: a failed preStop only delays SIGTERM until the grace period
-ends anyway.
+pod is already out of the Service's endpoints, so no new call reaches it.
+Any other failure of one request (a timeout, http.client's BadStatusLine or
+IncompleteRead, which are not OSErrors) is a failed poll: the program asks
+again, because if it died the kubelet would send SIGTERM at once and cut the
+live calls. It always exits 0.
 */}}
 {{- define "dv-pipecat.drainScript" -}}
 import json, sys, time, urllib.error, urllib.request
@@ -150,15 +152,17 @@ def log(msg):
 def get(path):
     timeout = max(1, min(5, deadline - time.monotonic()))
     try:
-        with urllib.request.urlopen(base + path, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+        try:
+            with urllib.request.urlopen(base + path, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, e.read()
     except urllib.error.URLError as e:
         return gone if isinstance(e.reason, ConnectionError) else None
     except ConnectionError:
         return gone
-    except OSError:
+    except Exception:
         return None
 def active_calls(body):
     try:
