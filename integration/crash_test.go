@@ -21,16 +21,22 @@ package integration
 //   - no secret value is in any record;
 //   - the release of the other target was not touched.
 //
-// Stable runs 4 replicas here (a values file of the chart copied with
-// replicaCount 4): the matrix tests the states runs leave, not scale.
+// Stable and the canary run one replica here (the chart copied with
+// replicaCount 1): the matrix tests the states runs leave, not scale. Each
+// kill point is followed by two of a target's four next verbs, one with an
+// image that works and one with one that fails, in turn, so that over a
+// verb's kill points each next verb runs both ways.
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,7 +103,14 @@ type nextVerb struct {
 }
 
 func mxChart(t *testing.T) string {
-	return chartWithValues(t, "values-prod.yaml", "replicaCount: 60", "replicaCount: 4")
+	dir := chartWithValues(t, "values-prod.yaml", "replicaCount: 60", "replicaCount: 1")
+	path := filepath.Join(dir, "values-canary.yaml")
+	raw, err := os.ReadFile(path)
+	assert.NilError(t, err)
+	out := strings.Replace(string(raw), "replicaCount: 2", "replicaCount: 1", 1)
+	assert.Assert(t, out != string(raw))
+	assert.NilError(t, os.WriteFile(path, []byte(out), 0o644))
+	return dir
 }
 
 func (m *matrixEnv) stable(d string) error {
@@ -199,7 +212,7 @@ func scenarios() []scenario {
 		{name: "rollback-canary", target: targets.Canary, setup: baseSetup, killed: childSpec{Verb: "rollback-canary"}, nexts: canaryNexts},
 		{name: "rollback-canary-failing", target: targets.Canary, failing: true, setup: func(m *matrixEnv) { baseSetup(m); m.pool.breakFor("canary", mxStable2) },
 			killed: childSpec{Verb: "rollback-canary"}, nexts: canaryNexts},
-		{name: "scale-stable", target: targets.Stable, setup: baseSetup, killed: childSpec{Verb: "scale-stable", Replicas: 3}, nexts: stableNexts},
+		{name: "scale-stable", target: targets.Stable, setup: baseSetup, killed: childSpec{Verb: "scale-stable", Replicas: 2}, nexts: stableNexts},
 		{name: "takeover-stable", target: targets.Stable, setup: takeoverSetup, killed: childSpec{Verb: "takeover-stable"}, nexts: stableNexts[:2]},
 	}
 }
@@ -209,12 +222,25 @@ func scenarios() []scenario {
 func takeoverSetup(m *matrixEnv) {
 	old := &oldPipeline{e: m.relEnv, cfg: m.helm()}
 	old.kubectlSecrets()
-	dir := oldChartWithReplicas(m.t, 4)
+	dir := oldChartWithReplicas(m.t, 1)
 	old.upgradeFrom(dir, "dv-pipecat", oldTag1, []string{"values-prod.yaml"}, secretSets()...)
 	old.upgradeFrom(dir, "dv-pipecat", oldTag3, []string{"values-prod.yaml"})
 	m.chart = keptAnnotationsChartFrom(m.t, m.chart)
 	assert.NilError(m.t, m.stable(mxStable2))
 	assert.NilError(m.t, m.canary(mxCanary))
+}
+
+// nextsAt are the next verbs run after the i-th kill point: a good one and
+// a failing one, taking turns among nexts (good and failing alternate in
+// it: promote, promote-failing, rollback, rollback-failing).
+func nextsAt(nexts []nextVerb, i int) []nextVerb {
+	if len(nexts) <= 2 {
+		return nexts
+	}
+	pairs := len(nexts) / 2
+	good := nexts[2*(i%pairs)]
+	bad := nexts[2*((i+1)%pairs)+1]
+	return []nextVerb{good, bad}
 }
 
 // killPoints are the steps after which the cluster is in a state of its
@@ -264,52 +290,163 @@ func (m *matrixEnv) spec(sc scenario) childSpec {
 	return s
 }
 
+// discovered caches the steps of each scenario's verb: both matrix tests
+// stop it at the same points.
+var discovered sync.Map // scenario name → []string
+
+// stepsOf runs sc's verb once to the end, from sc's setup, and returns the
+// steps it passed.
+func stepsOf(t *testing.T, sc scenario) []string {
+	t.Helper()
+	if v, ok := discovered.Load(sc.name); ok {
+		return v.([]string)
+	}
+	matrixSlots <- struct{}{}
+	defer func() { <-matrixSlots }()
+	m := newMatrixEnv(t, sc)
+	sc.setup(m)
+	steps, result := childSteps(t, m.spec(sc))
+	t.Logf("%s: %d steps (%s), ended %s", sc.name, len(steps), strings.Join(steps, ", "), result)
+	discovered.Store(sc.name, steps)
+	return steps
+}
+
+// cell is one sequence of the matrix: a scenario's verb stopped at a step,
+// then next.
+type cell struct {
+	sc   scenario
+	at   int
+	step string
+	next nextVerb
+}
+
+func (c cell) name() string { return fmt.Sprintf("%s/%02d-%s/%s", c.sc.name, c.at, c.step, c.next.name) }
+
+// cellsOf lists the sequences of a scenario.
+func cellsOf(t *testing.T, sc scenario) []cell {
+	t.Helper()
+	steps := stepsOf(t, sc)
+	points := killPoints(steps, sc.failing)
+	assert.Assert(t, len(points) > 0, "steps: %v", steps)
+	var out []cell
+	for i, at := range points {
+		for _, next := range nextsAt(sc.nexts, i) {
+			out = append(out, cell{sc: sc, at: at, step: steps[at-1], next: next})
+		}
+	}
+	return out
+}
+
+// start brings a fresh namespace to the cell's state and stops its verb
+// there, in a child.
+func (c cell) start(t *testing.T) (*matrixEnv, *child) {
+	t.Helper()
+	m := newMatrixEnv(t, c.sc)
+	c.sc.setup(m)
+	m.otherWas = m.stateOf(m.other)
+	spec := m.spec(c.sc)
+	spec.StopAt = c.at
+	ch := startChild(t, spec)
+	ch.waitStopped(90 * time.Second)
+	return m, ch
+}
+
+// finish runs the next verb and checks the invariants. A failing next verb
+// may still succeed: when the stopped verb had already rolled the same spec
+// out, nothing rolls.
+func (c cell) finish(t *testing.T, m *matrixEnv) {
+	t.Helper()
+	if err := c.next.run(m); err != nil {
+		t.Logf("%s: %v", c.next.name, err)
+	}
+	m.invariants(c.sc)
+}
+
 func TestCrashConsistency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the test cluster")
 	}
-	var mu sync.Mutex
-	count := 0
+	var count atomic.Int32
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
-			matrixSlots <- struct{}{}
-			m := newMatrixEnv(t, sc)
-			sc.setup(m)
-			steps, result := childSteps(t, m.spec(sc))
-			<-matrixSlots
-			t.Logf("%s: %d steps (%s), ended %s", sc.name, len(steps), strings.Join(steps, ", "), result)
-			points := killPoints(steps, sc.failing)
-			assert.Assert(t, len(points) > 0, "steps: %v", steps)
-			for _, at := range points {
-				for _, next := range sc.nexts {
-					mu.Lock()
-					count++
-					mu.Unlock()
-					t.Run(fmt.Sprintf("%02d-%s/%s", at, steps[at-1], next.name), func(t *testing.T) {
-						t.Parallel()
-						matrixSlots <- struct{}{}
-						defer func() { <-matrixSlots }()
-						m := newMatrixEnv(t, sc)
-						sc.setup(m)
-						m.otherWas = m.stateOf(m.other)
-						spec := m.spec(sc)
-						spec.StopAt = at
-						c := startChild(t, spec)
-						c.waitStopped(90 * time.Second)
-						c.kill()
-						// A failing next verb may still succeed: when the killed
-						// verb already rolled the same spec out, nothing rolls.
-						if err := next.run(m); err != nil {
-							t.Logf("%s: %v", next.name, err)
-						}
-						m.invariants(sc)
-					})
-				}
+			for _, c := range cellsOf(t, sc) {
+				count.Add(1)
+				t.Run(strings.TrimPrefix(c.name(), sc.name+"/"), func(t *testing.T) {
+					t.Parallel()
+					matrixSlots <- struct{}{}
+					defer func() { <-matrixSlots }()
+					m, ch := c.start(t)
+					ch.kill()
+					c.finish(t, m)
+				})
 			}
 		})
 	}
-	t.Cleanup(func() { t.Logf("crash-consistency matrix: %d sequences", count) })
+	t.Cleanup(func() { t.Logf("crash-consistency matrix, killed: %d sequences", count.Load()) })
+}
+
+// outageBatch is the cells that wait, each with its verb stopped, for one
+// outage of the API server longer than their locks' lease.
+type outageBatch struct {
+	mu   sync.Mutex
+	left int
+	done chan struct{}
+}
+
+// arrive counts a cell in (stopped, or failed before it could stop); the
+// last one takes the API server away and brings it back. Every cell waits
+// for that.
+func (b *outageBatch) arrive(t *testing.T) {
+	b.mu.Lock()
+	b.left--
+	last := b.left == 0
+	b.mu.Unlock()
+	if last {
+		defer close(b.done)
+		cluster.Restart(t)
+	}
+	<-b.done
+}
+
+// TestCrashConsistencyOutage stops every verb at every kill point, as
+// TestCrashConsistency does, but takes the API server away for longer than
+// the lock's lease instead of killing the runner, then lets it go on: it must
+// find its lock lost and stop without acting (the fence refuses Helm's
+// writes), leaving what the next verb recovers. One next verb per cell.
+func TestCrashConsistencyOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the test cluster")
+	}
+	var cells []cell
+	for _, sc := range scenarios() {
+		for i, c := range cellsOf(t, sc) {
+			if i%2 == 0 { // the good next verb of each kill point
+				cells = append(cells, c)
+			}
+		}
+	}
+	const batchSize = 16
+	for from := 0; from < len(cells); from += batchSize {
+		batch := cells[from:min(from+batchSize, len(cells))]
+		b := &outageBatch{left: len(batch), done: make(chan struct{})}
+		t.Run(fmt.Sprintf("batch-%d", from/batchSize+1), func(t *testing.T) {
+			for _, c := range batch {
+				t.Run(c.name(), func(t *testing.T) {
+					t.Parallel()
+					var once sync.Once
+					arrive := func() { once.Do(func() { b.arrive(t) }) }
+					defer arrive()
+					m, ch := c.start(t)
+					arrive()
+					result := ch.resume(2 * time.Minute)
+					t.Logf("resumed after the outage: %s", result)
+					c.finish(t, m)
+				})
+			}
+		})
+	}
+	t.Logf("crash-consistency matrix, API server away: %d sequences", len(cells))
 }
 
 // stateOf is what a release's records and Deployment look like, to tell
