@@ -320,7 +320,9 @@ type cell struct {
 	next nextVerb
 }
 
-func (c cell) name() string { return fmt.Sprintf("%s/%02d-%s/%s", c.sc.name, c.at, c.step, c.next.name) }
+func (c cell) name() string {
+	return fmt.Sprintf("%s/%02d-%s/%s", c.sc.name, c.at, c.step, c.next.name)
+}
 
 // cellsOf lists the sequences of a scenario.
 func cellsOf(t *testing.T, sc scenario) []cell {
