@@ -165,13 +165,14 @@ func (m *RinggCi) exec(ctx context.Context, c call) (*dagger.Container, error) {
 		}
 	}
 	for _, d := range []struct {
-		env, what string
-		secret    *dagger.Secret
-	}{{command.EnvSecretsJSON, "secrets-json", c.docs.secretsJSON}, {command.EnvCredsJSON, "creds-json", c.docs.credsJSON}} {
+		flag   string
+		secret *dagger.Secret
+		leaves func(string) []string
+	}{{command.SecretsJSON, c.docs.secretsJSON, scrub.AppEnvValues}, {command.CredsJSON, c.docs.credsJSON, scrub.CredentialValues}} {
 		if d.secret == nil {
 			continue
 		}
-		if ctr, err = s.mount(ctx, ctr, d.env, d.what, d.secret, scrub.JSONValues); err != nil {
+		if ctr, args, err = s.file(ctx, ctr, args, d.flag, d.secret, d.leaves); err != nil {
 			return nil, err
 		}
 	}
@@ -225,21 +226,27 @@ func (m *RinggCi) overrideFlags() []string {
 func (m *RinggCi) withGoogle(ctx context.Context, ctr *dagger.Container, args []string, s *scrubber) (*dagger.Container, []string, error) {
 	var err error
 	for _, c := range []struct {
-		env, what string
-		secret    *dagger.Secret
-		leaves    func(string) []string
+		flag   string
+		secret *dagger.Secret
+		leaves func(string) []string
 	}{
-		{command.EnvAccessToken, "access-token", m.AccessToken, nil},
-		{command.EnvCredentialsJSON, "credentials-json", m.CredentialsJson, scrub.JSONValues},
-		{command.EnvOIDCRequestURL, "oidc-request-url", m.OidcRequestUrl, nil},
-		{command.EnvOIDCRequestToken, "oidc-request-token", m.OidcRequestToken, nil},
+		{command.AccessTokenFile, m.AccessToken, nil},
+		{command.CredentialsJSON, m.CredentialsJson, scrub.CredentialValues},
 	} {
 		if c.secret == nil {
 			continue
 		}
-		if ctr, err = s.mount(ctx, ctr, c.env, c.what, c.secret, c.leaves); err != nil {
+		if ctr, args, err = s.file(ctx, ctr, args, c.flag, c.secret, c.leaves); err != nil {
 			return nil, nil, err
 		}
+	}
+	// GitHub's names for the OIDC request, which the runner reads as GitHub
+	// Actions sets them.
+	if m.OidcRequestUrl != nil {
+		ctr = ctr.WithSecretVariable(command.EnvOIDCRequestURL, m.OidcRequestUrl)
+	}
+	if m.OidcRequestToken != nil {
+		ctr = ctr.WithSecretVariable(command.EnvOIDCRequestToken, m.OidcRequestToken)
 	}
 	args = appendFlag(args, command.Arg(command.WorkloadIdentityProvider), m.WorkloadIdentityProvider)
 	args = appendFlag(args, command.Arg(command.ServiceAccount), m.ServiceAccount)
@@ -254,7 +261,7 @@ func (m *RinggCi) withCluster(ctx context.Context, ctr *dagger.Container, args [
 		}
 		return ctr, args, nil
 	}
-	ctr, err := s.mount(ctx, ctr, command.EnvKubeconfig, "kubeconfig", m.Kubeconfig, scrub.KubeconfigValues)
+	ctr, args, err := s.file(ctx, ctr, args, command.Kubeconfig, m.Kubeconfig, scrub.KubeconfigValues)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -325,21 +332,29 @@ type scrubber struct {
 
 func newScrubber() *scrubber { return &scrubber{run: strings.ToLower(rand.Text())} }
 
-// mount adds secret as the variable env, and each of the values leaves finds
-// in it as a scrub-only variable.
-func (s *scrubber) mount(ctx context.Context, ctr *dagger.Container, env, what string, secret *dagger.Secret, leaves func(string) []string) (*dagger.Container, error) {
-	ctr = ctr.WithSecretVariable(env, secret)
+// secretsDir is where the runner finds the secret documents, as files: an
+// environment variable holds at most 128 KiB on Linux, a document up to 1
+// MiB.
+const secretsDir = "/run/ringg-ci"
+
+// file mounts secret as the file the runner's flag names, and each of the
+// values leaves finds in it as a scrub-only variable: Dagger scrubs a
+// secret mounted into an exec, file or variable, from what it prints.
+func (s *scrubber) file(ctx context.Context, ctr *dagger.Container, args []string, flag string, secret *dagger.Secret, leaves func(string) []string) (*dagger.Container, []string, error) {
+	path := secretsDir + "/" + flag
+	ctr = ctr.WithMountedSecret(path, secret)
+	args = append(args, command.Arg(flag), path)
 	if leaves == nil {
-		return ctr, nil
+		return ctr, args, nil
 	}
 	plain, err := secret.Plaintext(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read --%s: %w", what, err)
+		return nil, nil, fmt.Errorf("read --%s: %w", flag, err)
 	}
 	for _, v := range leaves(plain) {
 		s.n++
-		name := fmt.Sprintf("ringg-ci-%s-%s-%d", s.run, what, s.n)
+		name := fmt.Sprintf("ringg-ci-%s-%s-%d", s.run, flag, s.n)
 		ctr = ctr.WithSecretVariable(fmt.Sprintf("RINGG_CI_SCRUB_%d", s.n), dag.SetSecret(name, v))
 	}
-	return ctr, nil
+	return ctr, args, nil
 }

@@ -12,9 +12,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/runner/release"
+	"github.com/ringg/ringg-ci/runner/secrets"
 	"github.com/ringg/ringg-ci/testcluster"
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 )
@@ -189,4 +191,23 @@ func TestOpsScaleIsTemporaryAndRefusedBeyondLimits(t *testing.T) {
 	assert.Assert(t, errors.Is(err, ops.ErrRefused), "%v", err)
 	assert.ErrorContains(t, err, "HorizontalPodAutoscaler dv-pipecat manages its replicas (5 to 100)")
 	assert.Equal(t, *e.deployment("dv-pipecat").Spec.Replicas, int32(60))
+}
+
+// An app that logs a value of its Secrets has it hidden in what logs prints,
+// while what is no secret (a plain word, a port) stays readable.
+func TestOpsLogsHideTheValuesOfTheSecretsThePodsRead(t *testing.T) {
+	e := newRelEnv(t)
+	// The fake kubelet's chatbot logs its image; plant it as a secret value.
+	planted := prodRepo + "@" + digest("a")
+	b, err := secrets.Build([]byte(`{"LEAKED_TOKEN": "`+planted+`", "ENVIRONMENT": "production", "PORT": "8765"}`), credsJSON, secrets.DefaultNames(), e.ns)
+	assert.NilError(t, err)
+	n := b.Names()
+	_, err = e.deploy(e.canaryPlan(digest("a"), &pipeline.SecretNames{AppEnv: n.AppEnv, GCPCreds: n.GCPCreds}), &b, release.Options{})
+	assert.NilError(t, err)
+	rep, err := ops.Logs(context.Background(), e.kube, e.opsTarget(targets.Canary), ops.LogOptions{})
+	assert.NilError(t, err)
+	text := rep.String()
+	assert.Assert(t, !strings.Contains(text, planted), "the planted value is printed:\n%s", text)
+	assert.Assert(t, strings.Contains(text, "INFO starting dv-pipecat (***) in pod dv-pipecat-canary-"), text)
+	assert.Assert(t, strings.Contains(text, "INFO Uvicorn running on http://0.0.0.0:8765"), "a port is no secret:\n%s", text)
 }

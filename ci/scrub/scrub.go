@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"cmp"
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -18,42 +19,121 @@ import (
 // that happens to contain them.
 const MinLength = 4
 
-// JSONValues returns every string and number of a JSON document, at any
-// depth, as the text the application sees (a number as its JSON text), that
-// is at least MinLength long, longest first, without repeats. Booleans and
-// null are no secrets. A document that is not JSON yields the document
-// itself, so it is still scrubbed whole.
-func JSONValues(doc string) []string {
+// The values of a secret document that are registered for scrubbing
+// depend on the document (docs/security.md, "What is scrubbed where"):
+//
+//   - the application's environment (AppEnvValues): every value, except one
+//     that cannot be a secret and would mangle every line it appears in: a
+//     number (a port, 8765), a boolean, or a plain word (production,
+//     us-east1) under a key that does not name a secret;
+//   - Google credentials (CredentialValues): the secret fields only
+//     (private_key, client_secret, refresh_token, tokens, passwords, a PEM
+//     block anywhere), never project_id, client_email or the token URI;
+//   - a kubeconfig (KubeconfigValues): its credential fields.
+//
+// Each value is registered as written and, when JSON escapes it (\n in a
+// private key), as escaped, since some tools print it that way.
+
+// secretKey matches a key that names a secret, whatever its value looks like.
+var secretKey = regexp.MustCompile(`(?i)(key|token|secret|passw|pwd|credential|auth|dsn|private|cookie|session|signature)`)
+
+// plainWord is a value that cannot be a secret on its own: a lower-case word
+// or words joined by - or _ (production, us-east1, info).
+var plainWord = regexp.MustCompile(`^[a-z][a-z0-9]*([-_][a-z0-9]+)*$`)
+
+// number is a value that is a number (a port, a count, a timeout).
+var number = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
+// AppEnvValues returns the values of an application environment JSON
+// document (variable name → value) to register, longest first. A document
+// that is not JSON yields the document itself, so it is still scrubbed
+// whole.
+func AppEnvValues(doc string) []string {
+	var out []string
+	ok := walkJSON(doc, func(key, value string, _ bool) {
+		if secretKey.MatchString(key) || (!number.MatchString(value) && !plainWord.MatchString(value) && value != "true" && value != "false") {
+			out = append(out, spellings(value)...)
+		}
+	})
+	if !ok {
+		return values(doc)
+	}
+	return values(out...)
+}
+
+// credentialKey matches the fields of a Google credentials document that
+// hold a secret; the token endpoints (token_uri, token_url) do not.
+var credentialKey = regexp.MustCompile(`(?i)^(private_key|client_secret|refresh_token|.*token|.*secret.*|.*password.*)$`)
+
+// CredentialValues returns the secret fields of a Google credentials JSON
+// document (service account key, authorized_user, external_account) to
+// register, longest first: a key naming a secret, or a PEM block under any
+// key. A document that is not JSON yields the document itself.
+func CredentialValues(doc string) []string {
+	var out []string
+	ok := walkJSON(doc, func(key, value string, _ bool) {
+		if credentialKey.MatchString(key) || strings.Contains(value, "-----BEGIN") {
+			out = append(out, spellings(value)...)
+		}
+	})
+	if !ok {
+		return values(doc)
+	}
+	return values(out...)
+}
+
+// walkJSON calls f for every string or number of a JSON document, at any
+// depth, with the key it sits under (that of the enclosing object for an
+// array element) and whether it is a number; false when the document is not
+// JSON.
+func walkJSON(doc string, f func(key, value string, num bool)) bool {
 	dec := json.NewDecoder(strings.NewReader(doc))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return values(doc)
+		return false
 	}
-	var out []string
-	var walk func(any)
-	walk = func(v any) {
+	var walk func(key string, v any)
+	walk = func(key string, v any) {
 		switch t := v.(type) {
 		case map[string]any:
-			for _, e := range t {
-				walk(e)
+			for k, e := range t {
+				walk(k, e)
 			}
 		case []any:
 			for _, e := range t {
-				walk(e)
+				walk(key, e)
 			}
 		case string:
-			out = append(out, t)
-			// A value written with escapes (\n in a private key) is printed
-			// by some tools as written: register that spelling too.
-			if b, err := json.Marshal(t); err == nil {
-				out = append(out, string(b[1:len(b)-1]))
-			}
+			f(key, t, false)
 		case json.Number:
-			out = append(out, t.String())
+			f(key, t.String(), true)
 		}
 	}
-	walk(v)
+	walk("", v)
+	return true
+}
+
+// spellings are a value as written and as JSON escapes it.
+func spellings(v string) []string {
+	out := []string{v}
+	if b, err := json.Marshal(v); err == nil {
+		if esc := string(b[1 : len(b)-1]); esc != v {
+			out = append(out, esc)
+		}
+	}
+	return out
+}
+
+// Values returns, for a map of variable names to values (a Secret's data as
+// the pods see it), what AppEnvValues returns for the same document.
+func Values(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		if secretKey.MatchString(k) || (!number.MatchString(v) && !plainWord.MatchString(v) && v != "true" && v != "false") {
+			out = append(out, spellings(v)...)
+		}
+	}
 	return values(out...)
 }
 

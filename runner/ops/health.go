@@ -142,6 +142,10 @@ func Health(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, t tar
 	if err != nil {
 		return report, fmt.Errorf("check health of %s: %w", t.Name, err)
 	}
+	red, err := redactorFor(ctx, c, t.Namespace, ps)
+	if err != nil {
+		return report, fmt.Errorf("check health of %s: %w", t.Name, err)
+	}
 	report.Pods = make([]PodHealth, len(ps))
 	each(len(ps), opts.Parallel, func(i int) {
 		p := &ps[i]
@@ -151,6 +155,7 @@ func Health(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, t tar
 		if err := check(pctx, cfg, c, p, opts, &h); err != nil {
 			h.Error = err.Error()
 		}
+		h.Body, h.Error = red.text(h.Body), red.text(h.Error)
 		log.Info("health", "target", t.Name, "pod", h.Pod, "status", h.Status, "latency", h.Latency.Round(time.Millisecond), "error", h.Error)
 		report.Pods[i] = h
 	})

@@ -115,11 +115,18 @@ func Logs(ctx context.Context, c kubernetes.Interface, t targets.Target, opts Lo
 	if err != nil {
 		return report, fmt.Errorf("read logs of %s: %w", t.Name, err)
 	}
+	red, err := redactorFor(ctx, c, t.Namespace, ps)
+	if err != nil {
+		return report, fmt.Errorf("read logs of %s: %w", t.Name, err)
+	}
 	share := max(opts.LimitBytes/int64(len(ps)), 1<<10)
 	report.Pods = make([]PodLogs, len(ps))
 	errs := make([]error, len(ps))
 	each(len(ps), opts.Parallel, func(i int) {
 		report.Pods[i], errs[i] = podLogs(ctx, c, &ps[i], opts, share)
+		for j, l := range report.Pods[i].Lines {
+			report.Pods[i].Lines[j] = red.text(l)
+		}
 	})
 	if err := errors.Join(errs...); err != nil {
 		return report, fmt.Errorf("read logs of %s in %s: %w", t.Name, t.Namespace, err)
