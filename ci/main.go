@@ -235,9 +235,9 @@ func (m *RinggCi) PublishRunner(
 	if err != nil {
 		return "", fmt.Errorf("publish the runner to %s: %w", address, err)
 	}
-	digest, err := m.RunnerSource.Digest(ctx)
+	digest, err := m.builtFrom(ctx)
 	if err != nil {
-		return "", fmt.Errorf("hash the runner source: %w", err)
+		return "", err
 	}
 	repo := address
 	if i := strings.LastIndex(address, ":"); i > strings.LastIndex(address, "/") {

@@ -16,9 +16,8 @@ import (
 )
 
 const (
-	// goImage builds the ringg-ci command (go.mod asks for Go 1.26.1 or
-	// later) and is the base it runs on: it has CA certificates for Google's
-	// APIs.
+	// goImage builds the runner (go.mod asks for Go 1.26.1 or later). The
+	// runner image itself has no base: the binary carries its TLS roots.
 	goImage      = "golang:1.26.8-bookworm"
 	goModCache   = "/go/pkg/mod"
 	goBuildCache = "/root/.cache/go-build"
@@ -43,12 +42,31 @@ func goBuilder() *dagger.Container {
 
 // runnerRelease is the ringg-ci runner image the release workflow
 // (.github/workflows/release.yml) published for every platform, pinned by
-// digest, with the digest of the runner source it was built from. A run
-// whose runner source has exactly that digest pulls it (seconds); any other,
-// an unreleased commit or a local edit, builds the runner from source, which
-// costs a cold engine about two minutes once (docs/benchmarks.md). Empty
-// until the first release.
+// digest, with the digest of what it was built from: the runner source and
+// the recipe that builds it (runnerRecipe). A run whose source and recipe
+// have exactly that digest pulls it (seconds); any other, an unreleased
+// commit, a local edit or a changed recipe, builds the runner from source,
+// which costs a cold engine about two minutes once (docs/benchmarks.md).
+// Empty until the first release.
 var runnerRelease = struct{ image, sourceDigest string }{}
+
+// runnerRecipe is how the runner image is made, as it enters the pin's
+// digest: change the build and the pin no longer matches.
+const runnerRecipe = "builder " + goImage + "; CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags=-s -w ./cmd/ringg-ci; " +
+	"image: the binary alone at /usr/local/bin/ringg-ci, HOME=/tmp, entrypoint the binary"
+
+// builtFrom is the digest a runner pin names: of the runner source and the
+// recipe together.
+func (m *RinggCi) builtFrom(ctx context.Context) (string, error) {
+	digest, err := dag.Directory().
+		WithDirectory("source", m.RunnerSource).
+		WithNewFile("recipe", runnerRecipe).
+		Digest(ctx)
+	if err != nil {
+		return "", fmt.Errorf("hash the runner source and recipe: %w", err)
+	}
+	return digest, nil
+}
 
 // runnerBinary compiles the ringg-ci command from the runner source for a
 // platform: natively or cross-compiled, never emulated (pure Go, no cgo).
@@ -64,18 +82,17 @@ func (m *RinggCi) runnerBinary(platform dagger.Platform) *dagger.File {
 		File("/out/ringg-ci")
 }
 
-// runnerImage is the ringg-ci command alone on an empty base with the CA
-// certificates Google's APIs need: what the release publishes.
+// runnerImage is the ringg-ci command alone, on no base image: what the
+// release publishes.
 func runnerImage(platform dagger.Platform, bin *dagger.File) *dagger.Container {
 	return dag.Container(dagger.ContainerOpts{Platform: platform}).
-		WithFile("/etc/ssl/certs/ca-certificates.crt", dag.Container().From(goImage).File("/etc/ssl/certs/ca-certificates.crt")).
 		WithFile("/usr/local/bin/ringg-ci", bin).
 		WithEnvVariable("PATH", "/usr/local/bin").
 		// Helm keeps its cache and config under $HOME.
 		WithEnvVariable("HOME", "/tmp").
 		WithEntrypoint([]string{"/usr/local/bin/ringg-ci"}).
 		WithLabel("org.opencontainers.image.title", "ringg-ci").
-		WithLabel("org.opencontainers.image.description", "the ringg-ci release engine: deploy, promote, rollback, status, plan")
+		WithLabel("org.opencontainers.image.description", "the ringg-ci runner: deploy, promote, rollback, status, plan")
 }
 
 // runner is a container with the ringg-ci command, the released image when
@@ -84,14 +101,14 @@ func runnerImage(platform dagger.Platform, bin *dagger.File) *dagger.Container {
 func (m *RinggCi) runner(ctx context.Context) (*dagger.Container, error) {
 	var ctr *dagger.Container
 	if runnerRelease.image != "" {
-		digest, err := m.RunnerSource.Digest(ctx)
+		digest, err := m.builtFrom(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("hash the runner source: %w", err)
+			return nil, err
 		}
 		if digest == runnerRelease.sourceDigest {
 			ctr = dag.Container().From(runnerRelease.image)
 		} else {
-			logf("the pinned runner %s was built from runner source %s; this run's is %s: building the runner from source (a few minutes, once per engine)",
+			logf("the pinned runner %s was built from source and recipe %s; this run's are %s: building the runner from source (a few minutes, once per engine)",
 				runnerRelease.image, runnerRelease.sourceDigest, digest)
 		}
 	}

@@ -1,6 +1,6 @@
-// Command ringg-ci runs the release engine's verbs: deploy, plan, promote,
-// rollback, status, takeover, health, logs, scale, lint-chart. The Dagger
-// module runs it in a container; it runs the same anywhere with Go:
+// Command ringg-ci, the runner, runs the release verbs: deploy, plan,
+// promote, rollback, status, takeover, health, logs, scale, lint-chart. The
+// Dagger module runs it in a container; it runs the same anywhere with Go:
 //
 //	go run ./cmd/ringg-ci status --kubeconfig ~/.kube/config
 //	RINGG_CI_ACCESS_TOKEN=$(gcloud auth print-access-token) go run ./cmd/ringg-ci plan --branch dv-main
@@ -11,6 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// The TLS roots of Google's APIs come with the binary (Mozilla's, from a
+	// checksummed module): the runner image is the binary alone, on no base
+	// image, and a system's own roots still win where it has them.
+	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/ringg/ringg-ci/runner/cli"
 )
