@@ -36,7 +36,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -364,28 +363,56 @@ func (c cell) finish(t *testing.T, m *matrixEnv) {
 	m.invariants(c.sc)
 }
 
+// allCells discovers the steps of every scenario, concurrently, each in a
+// subtest of its own, and returns every cell of the matrix.
+func allCells(t *testing.T) []cell {
+	var out []cell
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, sc := range scenarios() {
+		wg.Go(func() {
+			t.Run("steps/"+sc.name, func(t *testing.T) {
+				cs := cellsOf(t, sc)
+				mu.Lock()
+				out = append(out, cs...)
+				mu.Unlock()
+			})
+		})
+	}
+	wg.Wait()
+	slices.SortFunc(out, func(a, b cell) int { return strings.Compare(a.name(), b.name()) })
+	return out
+}
+
+// runCells runs each cell as a subtest of t, concurrently, each in its own
+// goroutine (subtests that call t.Parallel would be bounded by -parallel,
+// GOMAXPROCS by default, and the cells mostly wait), at most len(matrixSlots)
+// at a time unless slots is false, and returns when all are done.
+func runCells(t *testing.T, cells []cell, slots bool, run func(t *testing.T, c cell)) {
+	var wg sync.WaitGroup
+	for _, c := range cells {
+		wg.Go(func() {
+			if slots {
+				matrixSlots <- struct{}{}
+				defer func() { <-matrixSlots }()
+			}
+			t.Run(c.name(), func(t *testing.T) { run(t, c) })
+		})
+	}
+	wg.Wait()
+}
+
 func TestCrashConsistency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the test cluster")
 	}
-	var count atomic.Int32
-	for _, sc := range scenarios() {
-		t.Run(sc.name, func(t *testing.T) {
-			t.Parallel()
-			for _, c := range cellsOf(t, sc) {
-				count.Add(1)
-				t.Run(strings.TrimPrefix(c.name(), sc.name+"/"), func(t *testing.T) {
-					t.Parallel()
-					matrixSlots <- struct{}{}
-					defer func() { <-matrixSlots }()
-					m, ch := c.start(t)
-					ch.kill()
-					c.finish(t, m)
-				})
-			}
-		})
-	}
-	t.Cleanup(func() { t.Logf("crash-consistency matrix, killed: %d sequences", count.Load()) })
+	cells := allCells(t)
+	runCells(t, cells, true, func(t *testing.T, c cell) {
+		m, ch := c.start(t)
+		ch.kill()
+		c.finish(t, m)
+	})
+	t.Logf("crash-consistency matrix, killed: %d sequences", len(cells))
 }
 
 // outageBatch is the cells that wait, each with its verb stopped, for one
@@ -421,11 +448,9 @@ func TestCrashConsistencyOutage(t *testing.T) {
 		t.Skip("needs the test cluster")
 	}
 	var cells []cell
-	for _, sc := range scenarios() {
-		for i, c := range cellsOf(t, sc) {
-			if i%2 == 0 { // the good next verb of each kill point
-				cells = append(cells, c)
-			}
+	for _, c := range allCells(t) {
+		if !c.next.bad { // the good next verb of each kill point
+			cells = append(cells, c)
 		}
 	}
 	const batchSize = 16
@@ -433,19 +458,16 @@ func TestCrashConsistencyOutage(t *testing.T) {
 		batch := cells[from:min(from+batchSize, len(cells))]
 		b := &outageBatch{left: len(batch), done: make(chan struct{})}
 		t.Run(fmt.Sprintf("batch-%d", from/batchSize+1), func(t *testing.T) {
-			for _, c := range batch {
-				t.Run(c.name(), func(t *testing.T) {
-					t.Parallel()
-					var once sync.Once
-					arrive := func() { once.Do(func() { b.arrive(t) }) }
-					defer arrive()
-					m, ch := c.start(t)
-					arrive()
-					result := ch.resume(2 * time.Minute)
-					t.Logf("resumed after the outage: %s", result)
-					c.finish(t, m)
-				})
-			}
+			runCells(t, batch, false, func(t *testing.T, c cell) {
+				var once sync.Once
+				arrive := func() { once.Do(func() { b.arrive(t) }) }
+				defer arrive()
+				m, ch := c.start(t)
+				arrive()
+				result := ch.resume(2 * time.Minute)
+				t.Logf("resumed after the outage: %s", result)
+				c.finish(t, m)
+			})
 		})
 	}
 	t.Logf("crash-consistency matrix, API server away: %d sequences", len(cells))
