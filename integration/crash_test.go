@@ -262,7 +262,11 @@ func killPoints(steps []string, failing bool) []int {
 }
 
 // matrixSlots bounds how many sequences run at once.
-var matrixSlots = make(chan struct{}, 16)
+var matrixSlots = make(chan struct{}, 8)
+
+// mxLockTTL is the lease of the matrix's runs: a killed run's lock lapses
+// after it, and a run on a busy machine must renew well within it.
+const mxLockTTL = 5 * time.Second
 
 func newMatrixEnv(t *testing.T, sc scenario) *matrixEnv {
 	t.Helper()
@@ -271,7 +275,7 @@ func newMatrixEnv(t *testing.T, sc scenario) *matrixEnv {
 		level = testcluster.Privileged // the old pipeline's pods run as root
 	}
 	e, pool := newPoolEnvEnforcing(t, level)
-	m := &matrixEnv{relEnv: e, pool: pool, chart: mxChart(t), lockTTL: time.Second}
+	m := &matrixEnv{relEnv: e, pool: pool, chart: mxChart(t), lockTTL: mxLockTTL}
 	b, err := secrets.Build([]byte(`{"OPENAI_API_KEY": "`+mxSecret+`", "REDIS_URL": "redis://:`+mxSecret+`@r:6379/0"}`),
 		[]byte(`{"type": "service_account", "client_email": "a@p.iam.gserviceaccount.com", "private_key": "`+mxSecret+`"}`), secrets.DefaultNames(), e.ns)
 	assert.NilError(t, err)
@@ -433,7 +437,7 @@ func (b *outageBatch) arrive(t *testing.T) {
 	b.mu.Unlock()
 	if last {
 		defer close(b.done)
-		cluster.Restart(t)
+		cluster.Outage(t, mxLockTTL+2*time.Second)
 	}
 	<-b.done
 }

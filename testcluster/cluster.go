@@ -400,6 +400,14 @@ func (c *Cluster) cleanup() {
 // come back.
 func (c *Cluster) Restart(t testing.TB) {
 	t.Helper()
+	c.Outage(t, 0)
+}
+
+// Outage takes the API server away for at least d, then restarts it as
+// Restart does: a fault of a given length (longer than a lease, say), not a
+// wait for anything.
+func (c *Cluster) Outage(t testing.TB, d time.Duration) {
+	t.Helper()
 	if c == nil {
 		t.Skip("no test cluster (-short)")
 	}
@@ -417,6 +425,7 @@ func (c *Cluster) Restart(t testing.TB) {
 		t.Fatal(err)
 	}
 	down := time.Since(stopped)
+	<-time.After(d - down)
 	if err := c.launch(context.Background()); err != nil {
 		t.Fatal(err)
 	}
