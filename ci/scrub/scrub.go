@@ -24,8 +24,8 @@ const MinLength = 4
 //
 //   - the application's environment (AppEnvValues): every value, except one
 //     that cannot be a secret and would mangle every line it appears in: a
-//     number (a port, 8765), a boolean, or a plain word (production,
-//     us-east1) under a key that does not name a secret;
+//     number (a port, 8765), a boolean, or a plain word of lower-case letters
+//     (production) under a key that does not name a secret;
 //   - Google credentials (CredentialValues): the secret fields only
 //     (private_key, client_secret, refresh_token, tokens, passwords, a PEM
 //     block anywhere), never project_id, client_email or the token URI;
@@ -37,9 +37,11 @@ const MinLength = 4
 // secretKey matches a key that names a secret, whatever its value looks like.
 var secretKey = regexp.MustCompile(`(?i)(key|token|secret|passw|pwd|credential|auth|dsn|private|cookie|session|signature)`)
 
-// plainWord is a value that cannot be a secret on its own: a lower-case word
-// or words joined by - or _ (production, us-east1, info).
-var plainWord = regexp.MustCompile(`^[a-z][a-z0-9]*([-_][a-z0-9]+)*$`)
+// plainWord is a value that cannot be a secret on its own: lower-case
+// letters, in words joined by - or _ (production, staging, info). A digit
+// makes a value a candidate (an id, a region such as asia-south1 is then
+// hidden too, a price paid for not telling a random string from a name).
+var plainWord = regexp.MustCompile(`^[a-z]+([-_][a-z]+)*$`)
 
 // number is a value that is a number (a port, a count, a timeout).
 var number = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)

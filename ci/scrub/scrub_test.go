@@ -11,8 +11,9 @@ func TestAppEnvValues(t *testing.T) {
 		name, doc string
 		want      []string
 	}{
-		{"secrets and settings", `{"OPENAI_API_KEY":"sk-planted-1","REDIS_URL":"redis://:pw@10.0.0.3:6379/0","ENVIRONMENT":"production","PORT":8765,"DEBUG":true,"REGION":"us-east1"}`,
+		{"secrets and settings", `{"OPENAI_API_KEY":"sk-planted-1","REDIS_URL":"redis://:pw@10.0.0.3:6379/0","ENVIRONMENT":"production","PORT":8765,"DEBUG":true,"LOG_FORMAT":"json-lines"}`,
 			[]string{"redis://:pw@10.0.0.3:6379/0", "sk-planted-1"}},
+		{"a digit makes a value a candidate", `{"ALIAS":"planted-echo-4x","REGION":"asia-south1"}`, []string{"planted-echo-4x", "asia-south1"}},
 		{"a key that names a secret is scrubbed whatever its value", `{"ADMIN_PASSWORD":"hunterhunter","API_TOKEN":"12345678","WORKERS":"12345678"}`,
 			[]string{"hunterhunter", "12345678"}},
 		{"nested values keep their key", `{"nested":{"SERVICE_KEY":["deep-value"]}}`, []string{"deep-value"}},
