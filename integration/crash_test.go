@@ -436,8 +436,10 @@ func (b *outageBatch) arrive(t *testing.T) {
 	last := b.left == 0
 	b.mu.Unlock()
 	if last {
-		defer close(b.done)
-		cluster.Outage(t, mxLockTTL+2*time.Second)
+		func() {
+			defer close(b.done) // also when the outage fails t
+			cluster.Outage(t, mxLockTTL+2*time.Second)
+		}()
 	}
 	<-b.done
 }
