@@ -109,14 +109,14 @@ func runChildVerb(ctx context.Context, c release.Clients, s childSpec, o release
 		tg = tg.With(ov)
 		p := pipeline.DeployPlan{Target: tg, ChartDir: s.Chart, ValuesFiles: tg.ValuesFiles, Image: pipeline.Image{Repository: tg.Image, Digest: s.Digest},
 			Secrets: pipeline.SecretsCurrent, Timeout: timeout, Holder: s.Holder, MaxHistory: pipeline.MaxHistory}
-		_, err = (&release.Deployer{Clients: c, Plan: p, Options: o}).Run(ctx)
+		_, err = (&release.Deploy{Clients: c, Plan: p, Options: o}).Run(ctx)
 		return err
 	case "promote":
 		p, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: ov, ChartDir: s.Chart, Soak: 100 * time.Millisecond, Timeout: timeout, Holder: s.Holder})
 		if err != nil {
 			return err
 		}
-		_, err = (&release.Promoter{Clients: c, Plan: p, Options: o, SoakInterval: 50 * time.Millisecond}).Run(ctx)
+		_, err = (&release.Promote{Clients: c, Plan: p, Options: o, SoakInterval: 50 * time.Millisecond}).Run(ctx)
 		return err
 	case "rollback-stable", "rollback-canary":
 		t := targets.Stable
@@ -127,21 +127,21 @@ func runChildVerb(ctx context.Context, c release.Clients, s childSpec, o release
 		if err != nil {
 			return err
 		}
-		_, err = (&release.Rollbacker{Clients: c, Plan: p, Options: o}).Run(ctx)
+		_, err = (&release.Rollback{Clients: c, Plan: p, Options: o}).Run(ctx)
 		return err
 	case "scale-stable":
 		tg, err := targets.Get(targets.Stable)
 		if err != nil {
 			return err
 		}
-		_, err = (&release.Scaler{Clients: c, Target: tg.With(ov), Replicas: s.Replicas, Holder: s.Holder, Options: o, Scale: ops.ScaleOptions{Wait: timeout}}).Run(ctx)
+		_, err = (&release.Scale{Clients: c, Target: tg.With(ov), Replicas: s.Replicas, Holder: s.Holder, Options: o, Scale: ops.ScaleOptions{Wait: timeout}}).Run(ctx)
 		return err
 	case "takeover-stable":
 		p, err := pipeline.NewTakeover(pipeline.TakeoverInput{Target: targets.Stable, Overrides: ov, ChartDir: s.Chart, DeleteOldRecords: true, Holder: s.Holder})
 		if err != nil {
 			return err
 		}
-		_, err = (&release.Takeoverer{Clients: c, Plan: p, Options: o}).Run(ctx)
+		_, err = (&release.Takeover{Clients: c, Plan: p, Options: o}).Run(ctx)
 		return err
 	}
 	return fmt.Errorf("unknown child verb %q", s.Verb)

@@ -87,7 +87,7 @@ func TestReleaseKilledDeployChild(t *testing.T) {
 		Image: digest("b"), Holder: childHolder, Timeout: 5 * time.Minute})
 	assert.NilError(t, err)
 	p.Image.Repository += ":never-ready"
-	d := release.Deployer{Clients: release.Clients{Config: cfg, Kube: k}, Plan: p, Options: release.Options{LockTTL: 8 * time.Second}}
+	d := release.Deploy{Clients: release.Clients{Config: cfg, Kube: k}, Plan: p, Options: release.Options{LockTTL: 8 * time.Second}}
 	_, err = d.Run(context.Background())
 	t.Fatalf("the deploy should have been killed, it returned %v", err)
 }

@@ -131,7 +131,7 @@ func (e *relEnv) bundle(key string) (*secrets.Bundle, *pipeline.SecretNames) {
 }
 
 func (e *relEnv) deploy(p pipeline.DeployPlan, b *secrets.Bundle, o release.Options) (*release.Result, error) {
-	d := release.Deployer{Clients: e.clients, Plan: p, Secrets: b, Options: o}
+	d := release.Deploy{Clients: e.clients, Plan: p, Secrets: b, Options: o}
 	return d.Run(context.Background())
 }
 
@@ -424,7 +424,7 @@ func TestReleaseDeployCancelledMidRolloutRollsBack(t *testing.T) {
 	// Long enough to reach the watch (lock, upgrade) on a busy machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer cancel()
-	d := release.Deployer{Clients: e.clients, Plan: e.failing(e.canaryPlan(digest("b"), nil), "never-ready")}
+	d := release.Deploy{Clients: e.clients, Plan: e.failing(e.canaryPlan(digest("b"), nil), "never-ready")}
 	_, err = d.Run(ctx)
 	assert.Assert(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
@@ -514,7 +514,7 @@ func (e *relEnv) promote(in pipeline.PromoteInput) (*release.PromoteResult, erro
 	}
 	plan, err := pipeline.NewPromote(in)
 	assert.NilError(e.t, err)
-	p := release.Promoter{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond}
+	p := release.Promote{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond}
 	return p.Run(context.Background())
 }
 
@@ -559,12 +559,12 @@ func TestReleasePromote(t *testing.T) {
 	// Status: JSON and text, canary and stable on the same digest.
 	sp, err := pipeline.NewStatus([]targets.Name{targets.Canary, targets.Stable}, e.overrides())
 	assert.NilError(t, err)
-	st, err := (&release.Statuser{Clients: e.clients, Plan: sp}).Run(context.Background())
+	st, err := (&release.Status{Clients: e.clients, Plan: sp}).Run(context.Background())
 	assert.NilError(t, err)
 	assert.DeepEqual(t, st.Promotions, []release.Promotion{{From: targets.Canary, To: targets.Stable, SameDigest: true}})
 	js, err := json.Marshal(st)
 	assert.NilError(t, err)
-	var back release.Status
+	var back release.StatusReport
 	assert.NilError(t, json.Unmarshal(js, &back))
 	assert.Equal(t, back.Targets[1].Ready, 60)
 	assert.Equal(t, back.Targets[1].Revision, 1)
@@ -670,7 +670,7 @@ func TestReleaseRollback(t *testing.T) {
 		in.Overrides, in.Timeout = e.overrides(), 60*time.Second
 		p, err := pipeline.NewRollback(in)
 		assert.NilError(t, err)
-		return (&release.Rollbacker{Clients: e.clients, Plan: p}).Run(context.Background())
+		return (&release.Rollback{Clients: e.clients, Plan: p}).Run(context.Background())
 	}
 
 	// Stable to the previous revision.
@@ -744,7 +744,7 @@ func TestReleasePlanShowsDiff(t *testing.T) {
 	assert.NilError(t, err)
 	b, names := e.bundle("next")
 	before := e.snapshot()
-	res, err := (&release.Planner{Clients: e.clients, Plan: e.canaryPlan(digest("b"), names), Secrets: b}).Run(context.Background())
+	res, err := (&release.Plan{Clients: e.clients, Plan: e.canaryPlan(digest("b"), names), Secrets: b}).Run(context.Background())
 	assert.NilError(t, err)
 	assert.DeepEqual(t, e.snapshot(), before)
 	assert.Equal(t, res.LiveRevision, 1)

@@ -120,7 +120,7 @@ func (e *slowEnv) promote() (*release.PromoteResult, error) {
 	e.t.Helper()
 	plan, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: e.overrides(), ChartDir: chartDir, Soak: 300 * time.Millisecond, Holder: "test " + e.t.Name()})
 	assert.NilError(e.t, err)
-	p := release.Promoter{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond, Options: e.options()}
+	p := release.Promote{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond, Options: e.options()}
 	return p.Run(context.Background())
 }
 

@@ -163,7 +163,7 @@ func TestStateStuckCanaryRollbackThatFailsKeepsTheCanary(t *testing.T) {
 	p, err := pipeline.NewRollback(pipeline.RollbackInput{Target: targets.Canary, Overrides: e.overrides(), ChartDir: chartDir, Timeout: time.Minute, Holder: "test"})
 	assert.NilError(t, err)
 	_, err = untilUnlocked(t, func() (*release.Result, error) {
-		return (&release.Rollbacker{Clients: e.clients, Plan: p, Options: fast}).Run(context.Background())
+		return (&release.Rollback{Clients: e.clients, Plan: p, Options: fast}).Run(context.Background())
 	})
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
 	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/interrupted", "3:superseded/failed", "4:deployed/proven"})
@@ -187,7 +187,7 @@ func TestStateDefaultRollbackSkipsARevisionThatNeverServed(t *testing.T) {
 	rollback := func() (*release.Result, error) {
 		p, err := pipeline.NewRollback(pipeline.RollbackInput{Target: targets.Stable, Overrides: e.overrides(), ChartDir: chartDir, Timeout: time.Minute, Holder: "test"})
 		assert.NilError(t, err)
-		return (&release.Rollbacker{Clients: e.clients, Plan: p, Options: fast}).Run(context.Background())
+		return (&release.Rollback{Clients: e.clients, Plan: p, Options: fast}).Run(context.Background())
 	}
 	res, err := rollback()
 	assert.NilError(t, err)
@@ -270,7 +270,7 @@ func TestStateRollbackRightAfterTheFirstPromote(t *testing.T) {
 
 	rp, err := pipeline.NewRollback(pipeline.RollbackInput{Target: targets.Stable, Overrides: e.overrides(), ChartDir: kept, Timeout: time.Minute, Holder: "test"})
 	assert.NilError(t, err)
-	res, err := (&release.Rollbacker{Clients: e.clients, Plan: rp}).Run(context.Background())
+	res, err := (&release.Rollback{Clients: e.clients, Plan: rp}).Run(context.Background())
 	assert.NilError(t, err)
 	assert.Equal(t, res.Digest, oldTags[oldTag3], "the digest the old revision's pods ran")
 	dep := e.deployment("dv-pipecat")
@@ -348,7 +348,7 @@ func TestStateScaleUnderTheLock(t *testing.T) {
 	scale := func(target targets.Name, n int, force bool) error {
 		tg, err := targets.Get(target)
 		assert.NilError(t, err)
-		_, err = (&release.Scaler{Clients: e.clients, Target: tg.With(e.overrides()), Replicas: n, Force: force, Holder: "test", Scale: ops.ScaleOptions{}}).Run(context.Background())
+		_, err = (&release.Scale{Clients: e.clients, Target: tg.With(e.overrides()), Replicas: n, Force: force, Holder: "test", Scale: ops.ScaleOptions{}}).Run(context.Background())
 		return err
 	}
 	before := e.snapshot()

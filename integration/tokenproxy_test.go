@@ -198,7 +198,7 @@ func TestReliabilityTokenExpiresMidRollout(t *testing.T) {
 	}
 
 	// 60 pods in waves take several token lifetimes on the fake node.
-	res, err := (&release.Deployer{Clients: clients, Plan: e.stablePlan(digest("b"))}).Run(context.Background())
+	res, err := (&release.Deploy{Clients: clients, Plan: e.stablePlan(digest("b"))}).Run(context.Background())
 	if err != nil {
 		t.Logf("engine log:\n%s", logs.String())
 	}

@@ -21,10 +21,10 @@ import (
 	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
-// Planner shows what a deploy would change, changing nothing: it renders the
+// Plan shows what a deploy would change, changing nothing: it renders the
 // release, submits every object to the API server as a dry-run apply, and
 // diffs the result against the live release's manifest.
-type Planner struct {
+type Plan struct {
 	Clients Clients
 	Plan    pipeline.DeployPlan
 	// Secrets is the bundle the deploy would apply, if any.
@@ -71,7 +71,7 @@ type PlanResult struct {
 	Timeout time.Duration    `json:"timeout"`
 	// Takeover is set when the live release was written by the old pipeline:
 	// what its first ringg-ci run drops, changes or refuses to change.
-	Takeover *Takeover `json:"takeover,omitempty"`
+	Takeover *TakeoverChanges `json:"takeover,omitempty"`
 }
 
 // MarshalJSON writes the timeout as text.
@@ -117,12 +117,12 @@ func (r PlanResult) String() string {
 
 // Run renders the release exactly as a deploy would, dry-runs it against the
 // cluster and returns the changes.
-func (p *Planner) Run(ctx context.Context) (*PlanResult, error) {
+func (p *Plan) Run(ctx context.Context) (*PlanResult, error) {
 	c, err := p.Clients.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	d := Deployer{Clients: c, Plan: p.Plan, Secrets: p.Secrets}
+	d := Deploy{Clients: c, Plan: p.Plan, Secrets: p.Secrets}
 	j, err := d.job(c)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)

@@ -17,8 +17,8 @@ import (
 // ErrScaleRefused means a manual scale was refused; nothing changed.
 var ErrScaleRefused = ops.ErrRefused
 
-// Scaler sets a target's replica count by hand, under the release's lock.
-type Scaler struct {
+// Scale sets a target's replica count by hand, under the release's lock.
+type Scale struct {
 	Clients  Clients
 	Target   targets.Target
 	Replicas int
@@ -34,7 +34,7 @@ type Scaler struct {
 // first), a count below the PodDisruptionBudget's floor, and a cut of more
 // than a quarter without Force; then scales with the lock held, so that no
 // deploy or rollback runs meanwhile.
-func (s *Scaler) Run(ctx context.Context) (ops.ScaleResult, error) {
+func (s *Scale) Run(ctx context.Context) (ops.ScaleResult, error) {
 	t := s.Target
 	what := fmt.Sprintf("scale %s (release %s in %s) to %d", t.Name, t.Release, t.Namespace, s.Replicas)
 	c, err := s.Clients.withDefaults()

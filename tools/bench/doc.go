@@ -92,7 +92,7 @@ func (r *results) rows() []row {
 		}
 		c.CLIDeploy.WaitReqs, c.CLIPromote.WaitReqs = c.CLIDeployWait.Reqs, c.CLIPromoteWait.Reqs
 		rows = append(rows,
-			api("Deploy API work, canary (2 replicas)", c.OursDeploy, c.CLIDeploy, "Deployer.Run minus the rollout watch vs `helm upgrade` without --wait; "),
+			api("Deploy API work, canary (2 replicas)", c.OursDeploy, c.CLIDeploy, "Deploy.Run minus the rollout watch vs `helm upgrade` without --wait; "),
 			api("Promote API work, stable (60 replicas)", c.OursPromote, c.CLIPromote, "ours includes the canary gate (release record, Deployment, pods; soak 0) that the CLI has no equivalent of; "),
 		)
 		wait := func(name string, ours, cli series, replicas int) row {
@@ -122,9 +122,9 @@ func (r *results) rows() []row {
 	if c := r.Cluster; c != nil {
 		rows = append(rows,
 			row{Name: "Plan all 3 targets in process", Ours: fmt.Sprintf("%s, %d req", medMin(c.Plan), medianInt(c.PlanReqs)), Target: "≤ " + ms(targetRender),
-				Met: yesNo(c.Plan.median() <= targetRender), Note: "release.Planner.Run per target: render, Helm server-side dry run, dry-run apply of every object, diff"},
+				Met: yesNo(c.Plan.median() <= targetRender), Note: "release.Plan.Run per target: render, Helm server-side dry run, dry-run apply of every object, diff"},
 			row{Name: "Peak RSS of a deploy, 2 replicas", Ours: mib(c.RSSOurs2.Bytes), CLI: mib(c.RSSCLI2.Bytes), Target: "≤ " + mib(targetRSS),
-				Met: yesNo(c.RSSOurs2.Bytes <= targetRSS), Note: fmt.Sprintf("one run each: ours is one Deployer.Run with its watch in tools/bench/deployonce, "+
+				Met: yesNo(c.RSSOurs2.Bytes <= targetRSS), Note: fmt.Sprintf("one run each: ours is one Deploy.Run with its watch in tools/bench/deployonce, "+
 					"a binary that links only the engine; the CLI is `helm upgrade --wait`; both under tools/bench/maxrss, whose own peak (%s) is the most either number can owe it", mib(max(c.RSSOurs2.Floor, c.RSSCLI2.Floor)))},
 			row{Name: "Peak RSS of a deploy, 60 replicas", Ours: mib(c.RSSOurs60.Bytes), CLI: mib(c.RSSCLI60.Bytes), Target: "≤ " + mib(targetRSS), Met: yesNo(c.RSSOurs60.Bytes <= targetRSS)},
 		)

@@ -110,7 +110,7 @@ func (e engine) deployCanary(ctx context.Context, digest string, bundle *secrets
 		return phases{}, err
 	}
 	rec := &phaseRecorder{now: e.now}
-	d := release.Deployer{Clients: e.clients(rec), Plan: plan, Secrets: bundle, Options: e.options(rec)}
+	d := release.Deploy{Clients: e.clients(rec), Plan: plan, Secrets: bundle, Options: e.options(rec)}
 	start := e.now()
 	_, err = d.Run(ctx)
 	p := rec.phases()
@@ -131,7 +131,7 @@ func (e engine) promote(ctx context.Context) (phases, error) {
 	}
 	plan.Soak = 0
 	rec := &phaseRecorder{now: e.now}
-	pr := release.Promoter{Clients: e.clients(rec), Plan: plan, Options: e.options(rec)}
+	pr := release.Promote{Clients: e.clients(rec), Plan: plan, Options: e.options(rec)}
 	start := e.now()
 	_, err = pr.Run(ctx)
 	p := rec.phases()
@@ -142,7 +142,7 @@ func (e engine) promote(ctx context.Context) (phases, error) {
 	return p, p.complete()
 }
 
-// planAll runs the Planner (render, server-side dry run, diff) for every
+// planAll runs release.Plan (render, server-side dry run, diff) for every
 // target; staging gets its own namespace, as it has its own cluster.
 func (e engine) planAll(ctx context.Context, stagingNS, digest string) error {
 	for _, t := range targets.All() {
@@ -161,7 +161,7 @@ func (e engine) planAll(ctx context.Context, stagingNS, digest string) error {
 		if err != nil {
 			return err
 		}
-		p := release.Planner{Clients: release.Clients{Config: e.config, Now: e.now}, Plan: plan}
+		p := release.Plan{Clients: release.Clients{Config: e.config, Now: e.now}, Plan: plan}
 		if _, err := p.Run(ctx); err != nil {
 			return fmt.Errorf("plan %s: %w", t.Name, err)
 		}

@@ -53,7 +53,7 @@ func run(kubeconfig, ns, chartDir, target, digest string) error {
 	if err != nil {
 		return err
 	}
-	d := release.Deployer{Clients: release.Clients{Config: cfg}, Plan: plan}
+	d := release.Deploy{Clients: release.Clients{Config: cfg}, Plan: plan}
 	_, err = d.Run(context.Background())
 	return err
 }
