@@ -59,10 +59,8 @@ func TestReleaseDeployKilledThenRerun(t *testing.T) {
 	assert.Assert(t, errors.Is(err, lock.ErrHeld), "%v", err)
 	assert.ErrorContains(t, err, `held by "`+childHolder+`"`)
 
-	var res *release.Result
-	waitFor(t, 40*time.Second, func() bool {
-		res, err = e.deploy(e.canaryPlan(digest("c"), nil), nil, release.Options{})
-		return !errors.Is(err, lock.ErrHeld)
+	res, err := untilUnlockedWithin(t, 40*time.Second, func() (*release.Result, error) {
+		return e.deploy(e.canaryPlan(digest("c"), nil), nil, release.Options{})
 	})
 	assert.NilError(t, err)
 	assert.Equal(t, res.Recovered, "revision 2 of release dv-pipecat-canary was left pending-upgrade by an interrupted run: marked interrupted")

@@ -16,6 +16,7 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 	"helm.sh/helm/v3/pkg/action"
 	hrelease "helm.sh/helm/v3/pkg/release"
 	appsv1 "k8s.io/api/apps/v1"
@@ -492,15 +493,16 @@ func TestReleaseDeployCompletesAcrossAPIServerRestart(t *testing.T) {
 	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded/proven", "2:deployed/proven"})
 }
 
+// waitFor polls ok every 100 ms until it holds, failing the test after d
+// (which counts ok's own time: keep it a quick read).
 func waitFor(t *testing.T, d time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if ok() {
+			return poll.Success()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return poll.Continue("condition not met")
+	}, poll.WithTimeout(d), poll.WithDelay(100*time.Millisecond))
 }
 
 func (e *relEnv) promote(in pipeline.PromoteInput) (*release.PromoteResult, error) {

@@ -17,6 +17,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
@@ -99,14 +100,23 @@ func (e *relEnv) killAt(spec childSpec, step string) string {
 // killed holder's lock lapses after its TTL.
 func untilUnlocked[T any](t *testing.T, f func() (T, error)) (T, error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, err := f()
-		if !errors.Is(err, lock.ErrHeld) || time.Now().After(deadline) {
-			return v, err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return untilUnlockedWithin(t, 30*time.Second, f)
+}
+
+// untilUnlockedWithin is untilUnlocked giving up after d; d bounds the wait
+// for the lock, not the run that finally gets it (a deploy takes as long as
+// it takes). It returns f's last result.
+func untilUnlockedWithin[T any](t *testing.T, d time.Duration, f func() (T, error)) (T, error) {
+	t.Helper()
+	var (
+		v   T
+		err error
+	)
+	_ = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, d, true, func(context.Context) (bool, error) {
+		v, err = f()
+		return !errors.Is(err, lock.ErrHeld), nil
+	})
+	return v, err
 }
 
 // assertServes checks that stable's Deployment, Service, Ingress and

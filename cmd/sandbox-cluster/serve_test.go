@@ -22,6 +22,7 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -147,17 +148,16 @@ const sleeper = `echo $$ > "$D/$(basename "$0").pid"; exec sleep 600`
 func waitPID(t *testing.T, dir, name string) int {
 	t.Helper()
 	file := filepath.Join(dir, name+".pid")
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var pid int
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		data, err := os.ReadFile(file)
-		if pid, convErr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && convErr == nil {
-			return pid
+		if p, convErr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && convErr == nil {
+			pid = p
+			return poll.Success()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s recorded no PID within a minute", name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return poll.Continue("%s recorded no PID", name)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(20*time.Millisecond))
+	return pid
 }
 
 // alive reports whether pid runs (a zombie does not count).
@@ -175,13 +175,16 @@ func alive(pid int) bool {
 // waitGone waits until pid has stopped, until the test's deadline.
 func waitGone(t *testing.T, pid int, what string) {
 	t.Helper()
-	deadline, ok := t.Deadline()
-	for alive(pid) {
-		if ok && time.Until(deadline) < 5*time.Second {
-			t.Fatalf("%s (pid %d) is still running", what, pid)
-		}
-		time.Sleep(20 * time.Millisecond)
+	timeout := 24 * time.Hour // no test deadline: wait as long as it takes
+	if deadline, ok := t.Deadline(); ok {
+		timeout = time.Until(deadline) - 5*time.Second
 	}
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if alive(pid) {
+			return poll.Continue("%s (pid %d) is still running", what, pid)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(timeout), poll.WithDelay(20*time.Millisecond))
 }
 
 func TestServeFailsWhenAComponentExits(t *testing.T) {

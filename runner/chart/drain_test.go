@@ -20,6 +20,7 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 
 	"github.com/ringg/ringg-ci/ci/targets"
 )
@@ -387,12 +388,13 @@ func dialCall(t *testing.T, addr string) (net.Conn, int) {
 	return conn, resp.StatusCode
 }
 
-// waitUntil polls cond for up to a minute.
+// waitUntil polls cond every 20 ms for up to a minute.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("no %s within a minute", what)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if cond() {
+			return poll.Success()
 		}
-	}
+		return poll.Continue("no %s yet", what)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(20*time.Millisecond))
 }
