@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -365,22 +366,25 @@ func freePort() (int, error) {
 // waitReadyz polls /readyz until it answers ok.
 func waitReadyz(ctx context.Context, client *corev1client.CoreV1Client, procs *processes) error {
 	last := "no answer yet"
-	for {
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		body, err := client.RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		if err == nil {
-			return nil
+			return true, nil
 		}
 		if ctx.Err() == nil || last == "no answer yet" { // not one our deadline cut short
 			last = fmt.Sprintf("%v %s", err, strings.TrimSpace(string(body)))
 		}
 		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for /readyz: %w (last answer: %s); see the log above", ctx.Err(), last)
 		case <-procs.failed():
-			return fmt.Errorf("before the API server was ready: %w", procs.failure())
-		case <-time.After(100 * time.Millisecond):
+			return false, fmt.Errorf("before the API server was ready: %w", procs.failure())
+		default:
+			return false, nil
 		}
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("wait for /readyz: %w (last answer: %s); see the log above", ctx.Err(), last)
 	}
+	return err
 }
 
 func architectures(archs []string) []string {
@@ -393,10 +397,11 @@ func architectures(archs []string) []string {
 // waitNodes waits until want fake nodes are registered and Ready, and
 // returns their names.
 func waitNodes(ctx context.Context, client corev1client.NodesGetter, want int, nodesDone <-chan error, procs *processes) ([]string, error) {
-	for {
+	var names []string
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		list, err := client.Nodes().List(ctx, metav1.ListOptions{LabelSelector: fakenode.LabelFake + "=true"})
 		if err == nil {
-			var names []string
+			names = nil
 			for _, n := range list.Items {
 				for _, c := range n.Status.Conditions {
 					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
@@ -405,19 +410,25 @@ func waitNodes(ctx context.Context, client corev1client.NodesGetter, want int, n
 				}
 			}
 			if len(names) >= want {
-				return names, nil
+				return true, nil
 			}
 		}
 		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for the fake nodes: %w; see the log above", ctx.Err())
 		case err := <-nodesDone:
-			return nil, fmt.Errorf("fake nodes stopped before they were ready: %v", err)
+			return false, fmt.Errorf("fake nodes stopped before they were ready: %v", err)
 		case <-procs.failed():
-			return nil, fmt.Errorf("while waiting for the fake nodes: %w", procs.failure())
-		case <-time.After(100 * time.Millisecond):
+			return false, fmt.Errorf("while waiting for the fake nodes: %w", procs.failure())
+		default:
+			return false, nil
 		}
+	})
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("wait for the fake nodes: %w; see the log above", ctx.Err())
 	}
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
 }
 
 // createNamespaces creates the namespaces; one that exists is fine.
