@@ -9,6 +9,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	hrelease "helm.sh/helm/v3/pkg/release"
+	"k8s.io/utils/ptr"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
@@ -165,10 +166,7 @@ func (p *Promote) gate(ctx context.Context, c Clients, cfg *action.Configuration
 			return cur, refuse("canary deployment of release %s not found in %s: deploy the canary again", from.Release, from.Namespace)
 		}
 		dep := w.deployment
-		desired := int32(1)
-		if dep.Spec.Replicas != nil {
-			desired = *dep.Spec.Replicas
-		}
+		desired := ptr.Deref(dep.Spec.Replicas, 1)
 		if ok, msg := availableCondition(dep); !ok {
 			return cur, refuse("canary deployment %s is not Available (%s): %d/%d pods ready", dep.Name, msg, dep.Status.ReadyReplicas, desired)
 		}

@@ -7,6 +7,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ringg/ringg-ci/ci/targets"
@@ -71,10 +72,7 @@ func (s *Scale) Run(ctx context.Context) (ops.ScaleResult, error) {
 	if err != nil {
 		return ops.ScaleResult{}, fmt.Errorf("%s: read deployment %s: %w", what, t.Release, err)
 	}
-	current := int32(1)
-	if live.Spec.Replicas != nil {
-		current = *live.Spec.Replicas
-	}
+	current := ptr.Deref(live.Spec.Replicas, 1)
 	var chartReplicas int32
 	if dep := manifestDeployment(rel.Manifest); dep != nil {
 		chartReplicas = int32(rolloutParams(dep).Replicas)

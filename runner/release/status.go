@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
@@ -215,10 +217,7 @@ func targetStatus(ctx context.Context, c Clients, t targets.Target) (TargetStatu
 		}
 	}
 	if w.deployment != nil {
-		ts.Desired = 1
-		if w.deployment.Spec.Replicas != nil {
-			ts.Desired = *w.deployment.Spec.Replicas
-		}
+		ts.Desired = ptr.Deref(w.deployment.Spec.Replicas, 1)
 	}
 	return ts, nil
 }
