@@ -20,6 +20,7 @@ import (
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/runner/release"
 )
@@ -152,7 +153,7 @@ type child struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
-	out     *syncBuffer
+	out     *lockedbuffer.Buffer
 	stopped chan string
 	done    chan string
 }
@@ -169,7 +170,7 @@ func startChild(t *testing.T, s childSpec) *child {
 	assert.NilError(t, err)
 	stdout, err := cmd.StdoutPipe()
 	assert.NilError(t, err)
-	c := &child{t: t, cmd: cmd, stdin: stdin, out: &syncBuffer{}, stopped: make(chan string, 1), done: make(chan string, 1)}
+	c := &child{t: t, cmd: cmd, stdin: stdin, out: &lockedbuffer.Buffer{}, stopped: make(chan string, 1), done: make(chan string, 1)}
 	cmd.Stderr = c.out
 	assert.NilError(t, cmd.Start())
 	go func() {

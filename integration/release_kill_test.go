@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/runner/release"
 )
@@ -38,7 +39,7 @@ func TestReleaseDeployKilledThenRerun(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestReleaseKilledDeployChild$", "-test.short", "-test.v")
 	cmd.Env = append(os.Environ(), childKubeconfig+"="+cluster.KubeconfigPath(), childNamespace+"="+e.ns, childChart+"="+taggableChart(t))
-	out := &syncBuffer{}
+	out := &lockedbuffer.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	assert.NilError(t, cmd.Start())
 	waitFor(t, 60*time.Second, func() bool {

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	cikube "github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/runner/release"
@@ -49,24 +49,7 @@ type relEnv struct {
 	ns      string
 	kube    kubernetes.Interface
 	clients release.Clients
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs    *lockedbuffer.Buffer
 }
 
 func newRelEnv(t *testing.T) *relEnv {
@@ -79,7 +62,7 @@ func newRelEnv(t *testing.T) *relEnv {
 func newRelEnvIn(t *testing.T, ns string) *relEnv {
 	t.Helper()
 	k := cluster.Client()
-	logs := &syncBuffer{}
+	logs := &lockedbuffer.Buffer{}
 	e := &relEnv{t: t, ns: ns, kube: k, logs: logs, clients: release.Clients{
 		Config: restConfig(t),
 		Kube:   k,

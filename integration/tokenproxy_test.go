@@ -27,6 +27,7 @@ import (
 	"gotest.tools/v3/assert"
 	"k8s.io/client-go/rest"
 
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	"github.com/ringg/ringg-ci/runner/gcpauth"
 	cikube "github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/release"
@@ -191,7 +192,7 @@ func TestReliabilityTokenExpiresMidRollout(t *testing.T) {
 		AllowedTokenHosts: []string{strings.TrimPrefix(mint.srv.URL, "http://")},
 	})
 	assert.NilError(t, err)
-	logs := &syncBuffer{}
+	logs := &lockedbuffer.Buffer{}
 	clients := release.Clients{
 		Config: cikube.ForGKE(proxy.endpoint(), proxy.caPEM(), ts),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	"github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/testcluster"
@@ -193,7 +193,7 @@ func TestServeFailsWhenAComponentExits(t *testing.T) {
 		"etcd":           `until [ -s "$D/kube-apiserver.pid" ]; do sleep 0.05; done; echo "cannot open the data directory" >&2; exit 3`,
 		"kube-apiserver": sleeper,
 	})
-	var stderr syncBuffer
+	var stderr lockedbuffer.Buffer
 	err := serve(t.Context(), serveOptions{
 		BinDir: dir, BindAddress: "127.0.0.1", APIPort: freeTestPort(t), ReadyPort: freeTestPort(t), Alias: "kube",
 		ReadyTimeout: 10 * time.Minute,
@@ -218,7 +218,7 @@ func TestComponentsDieWithTheLauncher(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "serve", "--bin-dir", dir, "--data-dir", t.TempDir(), "--bind-address", "127.0.0.1",
 		"--api-port", strconv.Itoa(freeTestPort(t)), "--ready-port", strconv.Itoa(freeTestPort(t)))
 	cmd.Env = append(os.Environ(), envRunCLI+"=1")
-	var out syncBuffer
+	var out lockedbuffer.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	assert.NilError(t, cmd.Start())
 	etcd, apiserver := waitPID(t, dir, "etcd"), waitPID(t, dir, "kube-apiserver")
@@ -228,24 +228,6 @@ func TestComponentsDieWithTheLauncher(t *testing.T) {
 	waitGone(t, etcd, "etcd after its launcher was killed")
 	waitGone(t, apiserver, "kube-apiserver after its launcher was killed")
 	t.Logf("launcher output:\n%s", out.String())
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of serve.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func freeTestPort(t *testing.T) int {
@@ -373,7 +355,7 @@ func TestServe(t *testing.T) {
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "sandbox-cluster.log"))
 	assert.NilError(t, err)
 	defer logFile.Close()
-	stdout := &syncBuffer{}
+	stdout := &lockedbuffer.Buffer{}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

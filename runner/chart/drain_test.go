@@ -23,6 +23,7 @@ import (
 	"gotest.tools/v3/poll"
 
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 )
 
 // drainCommand renders the stable Deployment's preStop command for an app on
@@ -51,27 +52,8 @@ func python(t *testing.T) string {
 
 // preStop is the rendered preStop program running against an app.
 type preStop struct {
-	out  lockedBuffer
+	out  lockedbuffer.Buffer
 	done chan error
-}
-
-// lockedBuffer is a bytes.Buffer a child process writes while the test
-// reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // runPreStop starts the preStop program for the app on port.
@@ -327,7 +309,7 @@ func TestDrainScriptWithTheStandIn(t *testing.T) {
 	marker := filepath.Join(dir, "DRaining")
 	app := exec.Command(bin)
 	app.Env = []string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(appPort), "DRAIN_DEADLINE_SECONDS=60", "DRAIN_MARKER_PATH=" + marker, "CREDS_PATH=" + filepath.Join(dir, "creds.json")}
-	var logs lockedBuffer
+	var logs lockedbuffer.Buffer
 	app.Stdout, app.Stderr = &logs, &logs
 	assert.NilError(t, app.Start())
 	t.Cleanup(func() {
