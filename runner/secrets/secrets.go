@@ -24,7 +24,8 @@
 //   - GCP credentials: a Google credentials JSON document, stored as given
 //     under the key creds.json. It must be a JSON object whose "type" is
 //     service_account, external_account, authorized_user or
-//     impersonated_service_account, with the fields that type needs.
+//     impersonated_service_account, with the fields that type needs
+//     (gcpauth.CredentialTypes, which the runner's own sign-in reads too).
 //
 // Either input may be absent (nil): that Secret is then not part of the
 // Bundle, and the caller keeps whatever the release used before. An input that
