@@ -210,10 +210,10 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		l.dataDir = dir
 	}
 	var err error
-	if l.etcdClientPort, err = freePort(); err != nil {
+	if l.etcdClientPort, err = controlplane.FreePort("127.0.0.1"); err != nil {
 		return err
 	}
-	if l.etcdPeerPort, err = freePort(); err != nil {
+	if l.etcdPeerPort, err = controlplane.FreePort("127.0.0.1"); err != nil {
 		return err
 	}
 	adminConfig, served, err := o.preparePKI(l)
@@ -352,15 +352,6 @@ func (o serveOptions) preparePKI(l layout) (*rest.Config, []byte, error) {
 		return nil, nil, err
 	}
 	return cfg, served, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port for etcd: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitReadyz polls /readyz until it answers ok.

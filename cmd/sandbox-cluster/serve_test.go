@@ -34,6 +34,7 @@ import (
 	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/testcluster"
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
+	"github.com/ringg/ringg-ci/tools/testcluster/controlplane"
 )
 
 // envRunCLI makes the test binary run its command line as sandbox-cluster
@@ -232,7 +233,7 @@ func TestComponentsDieWithTheLauncher(t *testing.T) {
 
 func freeTestPort(t *testing.T) int {
 	t.Helper()
-	port, err := freePort()
+	port, err := controlplane.FreePort("127.0.0.1")
 	assert.NilError(t, err)
 	return port
 }
