@@ -231,20 +231,15 @@ func (m *RinggCi) PublishRunner(
 	if err != nil {
 		return "", err
 	}
-	ref, err := first.Publish(ctx, address, dagger.ContainerPublishOpts{PlatformVariants: variants[1:]})
+	pushed, err := push(ctx, append([]*dagger.Container{first}, variants[1:]...), address, nil)
 	if err != nil {
-		return "", fmt.Errorf("publish the runner to %s: %w", address, err)
+		return "", fmt.Errorf("publish the runner: %w", err)
 	}
 	digest, err := m.RunnerSource.Digest(ctx)
 	if err != nil {
 		return "", fmt.Errorf("hash the runner source: %w", err)
 	}
-	repo := address
-	if i := strings.LastIndex(address, ":"); i > strings.LastIndex(address, "/") {
-		repo = address[:i]
-	}
-	_, imageDigest, _ := strings.Cut(ref, "@")
-	return fmt.Sprintf("var runnerRelease = struct{ image, sourceDigest string }{\n\t%q,\n\t%q,\n}\n", repo+"@"+imageDigest, digest), nil
+	return fmt.Sprintf("var runnerRelease = struct{ image, sourceDigest string }{\n\t%q,\n\t%q,\n}\n", pushed, digest), nil
 }
 
 // Lint the chart and render it for every target; fails on any Helm lint error or warning.
