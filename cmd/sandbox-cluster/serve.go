@@ -122,17 +122,11 @@ func (o serveOptions) serverURL() string {
 // layout is where one cluster keeps its files and which loopback ports
 // etcd uses.
 type layout struct {
-	dataDir                      string
+	controlplane.Layout
 	etcdClientPort, etcdPeerPort int
 	// kubeletCA is the fake kubelet's certificate, which the API server
 	// checks it against.
 	kubeletCA string
-}
-
-func (l layout) pki() controlplane.PKI { return controlplane.PKI{Dir: filepath.Join(l.dataDir, "pki")} }
-
-func (l layout) controllerManagerKubeconfig() string {
-	return filepath.Join(l.dataDir, "controller-manager.kubeconfig")
 }
 
 // apiServer is how kube-apiserver runs in l.
@@ -161,7 +155,7 @@ func (o serveOptions) components(l layout) []component {
 	etcdPeer := "http://127.0.0.1:" + strconv.Itoa(l.etcdPeerPort)
 	etcd := []string{
 		"--name=sandbox",
-		"--data-dir=" + filepath.Join(l.dataDir, "etcd"),
+		"--data-dir=" + filepath.Join(l.DataDir, "etcd"),
 		"--listen-client-urls=" + etcdClient,
 		"--advertise-client-urls=" + etcdClient,
 		"--listen-peer-urls=" + etcdPeer,
@@ -171,7 +165,7 @@ func (o serveOptions) components(l layout) []component {
 		"--unsafe-no-fsync=true",
 		"--log-level=error",
 	}
-	p := l.pki()
+	p := l.PKI()
 	apiserver := append(o.apiServer(l).Flags(p),
 		// The fake kubelet answers pods/log and pods/portforward for every
 		// fake node, whose InternalIP is 127.0.0.1 (their Hostname address
@@ -183,7 +177,7 @@ func (o serveOptions) components(l layout) []component {
 		{name: binEtcd, path: filepath.Join(o.BinDir, binEtcd), args: etcd},
 		{name: binAPIServer, path: filepath.Join(o.BinDir, binAPIServer), args: apiserver},
 		{name: binControllerManager, path: filepath.Join(o.BinDir, binControllerManager),
-			args: controlplane.ControllerManagerFlags(l.controllerManagerKubeconfig(), p, o.Verbosity)},
+			args: controlplane.ControllerManagerFlags(l.ControllerManagerKubeconfig(), p, o.Verbosity)},
 	}
 }
 
@@ -200,14 +194,14 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		o.StopTimeout = 5 * time.Second
 	}
 	start := time.Now()
-	l := layout{dataDir: o.DataDir}
-	if l.dataDir == "" {
+	l := layout{Layout: controlplane.Layout{DataDir: o.DataDir}}
+	if l.DataDir == "" {
 		dir, err := os.MkdirTemp("", "sandbox-cluster-")
 		if err != nil {
 			return fmt.Errorf("create a data directory: %w", err)
 		}
 		defer os.RemoveAll(dir)
-		l.dataDir = dir
+		l.DataDir = dir
 	}
 	var err error
 	if l.etcdClientPort, err = controlplane.FreePort("127.0.0.1"); err != nil {
@@ -237,7 +231,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer kubelet.Close()
-	l.kubeletCA = filepath.Join(l.dataDir, "fake-kubelet-ca.crt")
+	l.kubeletCA = filepath.Join(l.DataDir, "fake-kubelet-ca.crt")
 	if err := os.WriteFile(l.kubeletCA, kubelet.CACertPEM(), 0o644); err != nil {
 		return fmt.Errorf("write the fake kubelet's certificate: %w", err)
 	}
@@ -256,7 +250,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("create a client for the cluster: %w", err)
 	}
-	if err := waitReadyz(startCtx, client, procs); err != nil {
+	if err := o.apiServer(l).WaitReady(startCtx, l.PKI(), procs.failedBefore); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped by a signal while starting
 		}
@@ -329,11 +323,8 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 // (over loopback) and the admin kubeconfig to serve (through the alias).
 func (o serveOptions) preparePKI(l layout) (*rest.Config, []byte, error) {
 	api := o.apiServer(l)
-	p := l.pki()
-	if err := p.Ensure(controlplane.KeySource{Seed: []byte(o.PKISeed)}, api.SANs()); err != nil {
-		return nil, nil, fmt.Errorf("prepare certificates: %w", err)
-	}
-	if err := p.WriteKubeconfig(l.controllerManagerKubeconfig(), api.ClientURL(), controlplane.ControllerManagerUser); err != nil {
+	p, err := l.Prepare(api, []byte(o.PKISeed))
+	if err != nil {
 		return nil, nil, err
 	}
 	raw, err := p.Kubeconfig(api.ClientURL(), controlplane.AdminUser)
@@ -352,30 +343,6 @@ func (o serveOptions) preparePKI(l layout) (*rest.Config, []byte, error) {
 		return nil, nil, err
 	}
 	return cfg, served, nil
-}
-
-// waitReadyz polls /readyz until it answers ok.
-func waitReadyz(ctx context.Context, client *corev1client.CoreV1Client, procs *processes) error {
-	last := "no answer yet"
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		body, err := client.RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		if err == nil {
-			return true, nil
-		}
-		if ctx.Err() == nil || last == "no answer yet" { // not one our deadline cut short
-			last = fmt.Sprintf("%v %s", err, strings.TrimSpace(string(body)))
-		}
-		select {
-		case <-procs.failed():
-			return false, fmt.Errorf("before the API server was ready: %w", procs.failure())
-		default:
-			return false, nil
-		}
-	})
-	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("wait for /readyz: %w (last answer: %s); see the log above", ctx.Err(), last)
-	}
-	return err
 }
 
 func architectures(archs []string) []string {

@@ -55,7 +55,7 @@ func TestComponentsRunAsTheSandboxNeeds(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, o.PKISeed, "seed-from-env")
 	assert.Equal(t, o.serverURL(), "https://kube:6443")
-	l := layout{dataDir: "/data", etcdClientPort: 32379, etcdPeerPort: 32380, kubeletCA: "/data/fake-kubelet-ca.crt"}
+	l := layout{Layout: controlplane.Layout{DataDir: "/data"}, etcdClientPort: 32379, etcdPeerPort: 32380, kubeletCA: "/data/fake-kubelet-ca.crt"}
 	comps := o.components(l)
 
 	tests := []struct {
