@@ -25,7 +25,7 @@ import (
 	"github.com/ringg/ringg-ci/runner/release"
 )
 
-// A child is one verb of the release engine run in a process of its own (this
+// A child is one verb of the runner run in a process of its own (this
 // test binary again, as TestReleaseChild), so that a test can stop it at any
 // step of its run and kill it with SIGKILL, as a cancelled GitHub job or the
 // job's time limit does to the runner, or take the API server away while it

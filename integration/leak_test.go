@@ -52,7 +52,7 @@ func leakCredsJSON() []byte {
 // leakScan collects everything a run printed or returned.
 type leakScan struct {
 	t     *testing.T
-	mu    sync.Mutex // progress reports arrive from the engine's goroutines
+	mu    sync.Mutex // progress reports arrive from the runner's goroutines
 	texts []labelled
 }
 
@@ -95,7 +95,7 @@ func (s *leakScan) check() {
 // TestLeakCheck runs plan, deploy, status, promote (dry run and real), a
 // failing deploy, rollback and bad inputs with secrets holding a marker, then
 // looks for the marker in every error, summary, plan, status, log line of the
-// engine (debug level, Helm's included), Helm release record and object of
+// runner (debug level, Helm's included), Helm release record and object of
 // the namespace. Only the versioned app-env and gcp-creds Secrets may hold
 // it.
 func TestLeakCheck(t *testing.T) {
@@ -185,7 +185,7 @@ func TestLeakCheck(t *testing.T) {
 	_, err = e.deploy(e.canaryPlan(digest("d"), n3), nil, release.Options{})
 	s.err("deploy without its bundle", err)
 
-	s.add("engine log", e.logs.String())
+	s.add("runner log", e.logs.String())
 	// n2 was only planned, never applied.
 	scanNamespace(t, e.ns, s, []string{n1.AppEnv, n3.AppEnv, n1.GCPCreds})
 	s.check()

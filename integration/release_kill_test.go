@@ -45,7 +45,7 @@ func TestReleaseDeployKilledThenRerun(t *testing.T) {
 	waitFor(t, 60*time.Second, func() bool {
 		h := e.history("dv-pipecat-canary")
 		// Helm stores the new revision as pending-upgrade before it finishes;
-		// the engine's own description says the upgrade is done and the
+		// the runner's own description says the upgrade is done and the
 		// rollout is being watched, which is where this test kills.
 		return len(h) == 2 && h[1] != nil && h[1].Info.Status == hrelease.StatusPendingUpgrade &&
 			h[1].Info.Description == "waiting for the rollout"

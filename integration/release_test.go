@@ -43,7 +43,7 @@ func digest(seed string) string {
 	return "sha256:" + strings.Repeat(fmt.Sprintf("%x", seed[0]), 32)
 }
 
-// relEnv is one test's namespace and the clients the release engine gets.
+// relEnv is one test's namespace and the clients the runner gets.
 type relEnv struct {
 	t       *testing.T
 	ns      string
@@ -70,7 +70,7 @@ func newRelEnvIn(t *testing.T, ns string) *relEnv {
 	}}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("RINGG_RELEASE_LOG") != "" {
-			t.Logf("release engine log:\n%s", logs.String())
+			t.Logf("runner log:\n%s", logs.String())
 		}
 	})
 	return e
@@ -438,7 +438,7 @@ func TestReleaseDeploySurvivesAPIServerRestart(t *testing.T) {
 	waitFor(t, 20*time.Second, func() bool {
 		h := e.history("dv-pipecat-canary")
 		// Helm writes pending-upgrade before it applies anything; restart
-		// once the engine says the upgrade is done and it watches.
+		// once the runner says the upgrade is done and it watches.
 		return len(h) == 2 && h[1] != nil && h[1].Info.Status == hrelease.StatusPendingUpgrade &&
 			h[1].Info.Description == "waiting for the rollout"
 	})

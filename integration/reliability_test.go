@@ -310,7 +310,7 @@ func TestReliabilityBadInputs(t *testing.T) {
 			}
 			assert.DeepEqual(t, objects.snapshot(t, e.ns), before)
 			// A bad input is refused before anything waits: no lock taken, no
-			// soak, no rollout watched, as the engine's log tells.
+			// soak, no rollout watched, as the runner's log tells.
 			log := e.logs.String()[logged:]
 			for _, wait := range []string{"acquired release lock", "canary passes the gate, soaking", "upgraded, watching rollout"} {
 				assert.Assert(t, !strings.Contains(log, wait), "refused only after %q; a bad input must be refused before any wait:\n%s", wait, log)

@@ -1,7 +1,7 @@
 package integration
 
 // The release state between runs (issue 20): sequences an on-call engineer's
-// bad day produces, each a test that failed on the engine before the release
+// bad day produces, each a test that failed on the runner before the release
 // state existed. The crash-consistency matrix (crash_test.go) covers the
 // class: every step of every verb.
 

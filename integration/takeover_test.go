@@ -556,7 +556,7 @@ func TestTakeoverFromTheOldPipeline(t *testing.T) {
 	e.assertRecordsClean(6)
 	e.scanWritten(s)
 
-	s.add("engine log", e.logs.String())
+	s.add("runner log", e.logs.String())
 	s.add("ringg-ci output", c.all.String())
 	s.check()
 }
@@ -836,7 +836,7 @@ func TestFailedTakeoverReturnsToTheOldRelease(t *testing.T) {
 	slices.Sort(left)
 	assert.DeepEqual(t, left, []string{"3:failed", "4:deployed"})
 	e.assertRecordsClean(2)
-	s.add("engine log", e.logs.String())
+	s.add("runner log", e.logs.String())
 	s.check()
 }
 

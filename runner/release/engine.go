@@ -119,7 +119,7 @@ func (o Options) step(name string) {
 	}
 }
 
-// spec is what a job installs: a chart, its values, and what the engine
+// spec is what a job installs: a chart, its values, and what the runner
 // needs to know of them.
 type spec struct {
 	chart  *helmchart.Chart

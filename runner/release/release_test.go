@@ -30,7 +30,7 @@ const (
 
 // TestRolloutOfRenderedChart checks the deadlines come from the chart as
 // each target renders it, and that the chart's own progressDeadlineSeconds
-// is the engine's wave budget (pipeline.Rollout.Wave), for the targets and
+// is the runner's wave budget (pipeline.Rollout.Wave), for the targets and
 // for values that change every number it is made of.
 func TestRolloutOfRenderedChart(t *testing.T) {
 	ch, err := chartpkg.Load(chartDir)
@@ -92,7 +92,7 @@ func TestRolloutOfRenderedChart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := render(t, targets.Stable, tc.vals)
 			assert.Equal(t, r.rollout.Wave(), tc.want)
-			assert.Equal(t, r.rollout.ProgressDeadline, tc.want, "the chart's progressDeadlineSeconds is the engine's wave budget")
+			assert.Equal(t, r.rollout.ProgressDeadline, tc.want, "the chart's progressDeadlineSeconds is the runner's wave budget")
 		})
 	}
 }

@@ -42,7 +42,7 @@ func rolloutOf(m chart.Manifests) (rendered, error) {
 		return out, nil
 	}
 	if len(docs) > 1 {
-		return out, fmt.Errorf("the chart renders %d Deployments: the release engine watches one; render one per release", len(docs))
+		return out, fmt.Errorf("the chart renders %d Deployments: the runner watches one; render one per release", len(docs))
 	}
 	var dep appsv1.Deployment
 	if err := yaml.Unmarshal([]byte(docs[0].YAML), &dep); err != nil {
