@@ -1,18 +1,6 @@
 // Package lock keeps two deploys of the same Helm release from running at
-// once. Today's setup has no lock: two pushes in a row run two helm upgrades
-// together, and an interrupted one leaves the release pending-upgrade.
-//
-// The lock is a coordination.k8s.io/v1 Lease named ringg-ci-lock-<release> in
-// the release namespace. Acquire creates it, or takes it over once it has
-// expired (renewTime + leaseDurationSeconds is in the past); every write
-// carries the resourceVersion it was decided on, so of two racers exactly one
-// wins. The winner renews the Lease every TTL/3 in a goroutine while the
-// rollout runs, and Release deletes it. A holder that dies simply stops
-// renewing: the next deploy takes the lock over once it expires.
-//
-// Expiry compares the Lease's renewTime, written with the holder's clock, to
-// the reader's clock, so clocks must agree to well within the TTL (CI runners
-// and workstations synchronise theirs; the default TTL is minutes).
+// once: a coordination.k8s.io/v1 Lease named ringg-ci-lock-<release> in the
+// release's namespace, renewed while the deploy runs (see Acquire).
 package lock
 
 import (
@@ -133,8 +121,19 @@ type Held struct {
 }
 
 // Acquire takes the lock for opts.Release, creating the Lease or taking over
-// an expired one, and starts renewing it. If another holder's lock has not
+// an expired one (renewTime + leaseDurationSeconds in the past), and starts
+// renewing it every TTL/3 until Release. If another holder's lock has not
 // expired, the error wraps ErrHeld (a *HeldError naming the holder).
+//
+// Every write carries the resourceVersion it was decided on, so of two
+// racers exactly one wins. A holder that dies simply stops renewing: the
+// next deploy takes the lock over once it expires. Without the lock, two
+// pushes in a row ran two helm upgrades together, and an interrupted one
+// left the release pending-upgrade.
+//
+// Expiry compares the Lease's renewTime, written with the holder's clock, to
+// the reader's clock, so clocks must agree to well within the TTL (CI
+// runners and workstations synchronise theirs; the default TTL is minutes).
 func Acquire(ctx context.Context, c kubernetes.Interface, opts Options) (*Held, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
