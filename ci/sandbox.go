@@ -231,7 +231,7 @@ func (tr *sandboxTour) on(branch string) (*RinggCi, error) {
 	}
 	m := *tr.m
 	m.Kubeconfig, m.Cluster, m.ClusterPort = conn.kubeconfig, conn.svc, sandboxAPIPort
-	m.Image, m.Namespace = sandboxRepository(branch), sandboxNamespace(branch)
+	m.ImageRepository, m.Namespace = sandboxRepository(branch), sandboxNamespace(branch)
 	return &m, nil
 }
 
