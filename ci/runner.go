@@ -75,7 +75,7 @@ func runnerImage(platform dagger.Platform, bin *dagger.File) *dagger.Container {
 		WithEnvVariable("HOME", "/tmp").
 		WithEntrypoint([]string{"/usr/local/bin/ringg-ci"}).
 		WithLabel("org.opencontainers.image.title", "ringg-ci").
-		WithLabel("org.opencontainers.image.description", "the ringg-ci runner: deploy, promote, rollback, status, plan")
+		WithLabel("org.opencontainers.image.description", "the ringg-ci runner: the cluster verbs of the ringg-ci Dagger module")
 }
 
 // runner is a container with the ringg-ci command, the released image when
