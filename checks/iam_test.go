@@ -26,7 +26,7 @@ var iamCalls = []struct {
 }{
 	{"iamcredentials generateAccessToken (impersonation)", "roles/iam.workloadIdentityUser", "../runner/gcpauth/github.go", ":generateAccessToken", false},
 	{"GKE clusters.get (endpoint and CA)", "roles/container.clusterViewer", "../runner/gcpauth/gke.go", "/clusters/", false},
-	{"image push to Artifact Registry", "roles/artifactregistry.writer", "../ci/build.go", "WithRegistryAuth(t.RegistryHost, \"oauth2accesstoken\"", true},
+	{"image push to Artifact Registry", "roles/artifactregistry.writer", "../ci/build.go", "WithRegistryAuth(host, registryUser,", true},
 }
 
 // tooBroad are roles that would grant more than the code needs; GKE's

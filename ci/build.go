@@ -71,17 +71,39 @@ func (m *RinggCi) publish(ctx context.Context, t targets.Target, commit string) 
 	}
 	ref := t.Image + ":" + tagFor(commit, time.Now())
 	logf("build and push %s for %s to %s", t.Name, strings.Join(t.Platforms, ", "), ref)
-	out, err := first.Publish(ctx, ref, dagger.ContainerPublishOpts{PlatformVariants: variants[1:]})
+	pushed, err := push(ctx, append([]*dagger.Container{first}, variants[1:]...), ref, nil)
 	if err != nil {
-		return "", fmt.Errorf("publish %s: %w", ref, err)
+		return "", err
 	}
-	_, digest, ok := strings.Cut(out, "@")
-	if !ok {
-		return "", fmt.Errorf("publish %s: the registry returned %q without a digest", ref, out)
-	}
-	pushed := t.Image + "@" + digest
 	logf("pushed %s", pushed)
 	return pushed, nil
+}
+
+// push publishes variants, one image or an index of several, to address
+// (repository:tag) and returns repository@sha256:… of what was pushed.
+// registry, when not nil, is the service that answers for the address's
+// host. Every push of the module goes through here.
+func push(ctx context.Context, variants []*dagger.Container, address string, registry *dagger.Service) (string, error) {
+	if len(variants) == 0 {
+		return "", fmt.Errorf("push %s: no image to push", address)
+	}
+	out, err := variants[0].Publish(ctx, address, dagger.ContainerPublishOpts{PlatformVariants: variants[1:], RegistryService: registry})
+	if err != nil {
+		return "", fmt.Errorf("push %s: %w", address, err)
+	}
+	_, digest, ok := strings.Cut(out, "@")
+	if !ok || !strings.HasPrefix(digest, "sha256:") {
+		return "", fmt.Errorf("push %s: the registry returned %q, not a digest reference", address, out)
+	}
+	return repository(address) + "@" + digest, nil
+}
+
+// repository is an image address without its tag.
+func repository(address string) string {
+	if i := strings.LastIndex(address, ":"); i > strings.LastIndex(address, "/") {
+		return address[:i]
+	}
+	return address
 }
 
 // registryAuth logs c in to t's registry: with --registry-username and

@@ -66,7 +66,7 @@ func (r RinggCi) MarshalJSON() ([]byte, error) {
 		Chart                    *dagger.Directory
 		RunnerSource             *dagger.Directory
 		Project                  string
-		Image                    string
+		ImageRepository          string
 		ClusterName              string
 		ClusterLocation          string
 		Namespace                string
@@ -89,7 +89,7 @@ func (r RinggCi) MarshalJSON() ([]byte, error) {
 	concrete.Chart = r.Chart
 	concrete.RunnerSource = r.RunnerSource
 	concrete.Project = r.Project
-	concrete.Image = r.Image
+	concrete.ImageRepository = r.ImageRepository
 	concrete.ClusterName = r.ClusterName
 	concrete.ClusterLocation = r.ClusterLocation
 	concrete.Namespace = r.Namespace
@@ -116,7 +116,7 @@ func (r *RinggCi) UnmarshalJSON(bs []byte) error {
 		Chart                    *dagger.Directory
 		RunnerSource             *dagger.Directory
 		Project                  string
-		Image                    string
+		ImageRepository          string
 		ClusterName              string
 		ClusterLocation          string
 		Namespace                string
@@ -143,7 +143,7 @@ func (r *RinggCi) UnmarshalJSON(bs []byte) error {
 	r.Chart = concrete.Chart
 	r.RunnerSource = concrete.RunnerSource
 	r.Project = concrete.Project
-	r.Image = concrete.Image
+	r.ImageRepository = concrete.ImageRepository
 	r.ClusterName = concrete.ClusterName
 	r.ClusterLocation = concrete.ClusterLocation
 	r.Namespace = concrete.Namespace
@@ -807,11 +807,11 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg project", err))
 				}
 			}
-			var image string
-			if inputArgs["image"] != nil {
-				err = json.Unmarshal([]byte(inputArgs["image"]), &image)
+			var imageRepository string
+			if inputArgs["imageRepository"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["imageRepository"]), &imageRepository)
 				if err != nil {
-					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg image", err))
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg imageRepository", err))
 				}
 			}
 			var clusterName string
@@ -919,7 +919,7 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg clusterTlsServerName", err))
 				}
 			}
-			return New(source, dockerfile, chart, runnerSource, project, image, clusterName, clusterLocation, namespace, oidcRequestUrl, oidcRequestToken, workloadIdentityProvider, serviceAccount, credentialsJson, accessToken, registryUsername, registryPassword, kubeconfig, kubeContext, cluster, clusterTlsServerName), nil
+			return New(source, dockerfile, chart, runnerSource, project, imageRepository, clusterName, clusterLocation, namespace, oidcRequestUrl, oidcRequestToken, workloadIdentityProvider, serviceAccount, credentialsJson, accessToken, registryUsername, registryPassword, kubeconfig, kubeContext, cluster, clusterTlsServerName), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -1,13 +1,7 @@
 // The ringg-ci Dagger module: build, publish, deploy, promote, roll back and
 // inspect the ringg chatbot on GKE, the same on a laptop and in GitHub Actions.
-//
-// This package is only the module's face. Images are built and pushed here
-// with Dagger; every verb that talks to a cluster runs the ringg-ci command
-// (cmd/ringg-ci, the Helm SDK release engine) in a container, with each
-// credential and each value of the secret documents mounted as a Dagger
-// secret, so the engine scrubs them from everything that container prints.
-// Keeping Helm and client-go out of this package keeps the module's first
-// load on an empty engine short (docs/benchmarks.md).
+// Images are built here; every cluster verb runs the runner (cmd/ringg-ci) in
+// a container, its credentials mounted as Dagger secrets (docs/security.md).
 package main
 
 import (
@@ -58,7 +52,7 @@ type RinggCi struct {
 	// +private
 	Project string
 	// +private
-	Image string
+	ImageRepository string
 	// +private
 	ClusterName string
 	// +private
@@ -110,7 +104,7 @@ func New(
 	// Helm chart of the chatbot.
 	// +defaultPath="/deploy/chart"
 	chart *dagger.Directory,
-	// Source of the ringg-ci runner (the Helm SDK release engine) that runs every cluster verb: this repository's root
+	// Source of the ringg-ci runner (cmd/ringg-ci, the Helm SDK verbs) that runs every cluster verb: this repository's root
 	// Go module, limited to what builds cmd/ringg-ci.
 	// +defaultPath="/"
 	// +ignore=["**", "!go.mod", "!go.sum", "!cmd/ringg-ci/**", "!runner/**", "!ci/go.mod", "!ci/targets/**", "!ci/pipeline/**", "!ci/command/**", "!tools/testcluster/controlplane/go.mod", "**/*_test.go", "**/testdata/**"]
@@ -121,7 +115,7 @@ func New(
 	// Image repository to push to and deploy from, instead of the target's Artifact Registry repository; any OCI
 	// registry, e.g. localhost:5001/ringg/dv-pipecat.
 	// +optional
-	image string,
+	imageRepository string,
 	// GKE cluster name, instead of the target's.
 	// +optional
 	clusterName string,
@@ -171,7 +165,7 @@ func New(
 ) *RinggCi {
 	return &RinggCi{
 		Source: source, Dockerfile: dockerfile, Chart: chart, RunnerSource: runnerSource,
-		Project: project, Image: image, ClusterName: clusterName, ClusterLocation: clusterLocation, Namespace: namespace,
+		Project: project, ImageRepository: imageRepository, ClusterName: clusterName, ClusterLocation: clusterLocation, Namespace: namespace,
 		OidcRequestUrl: oidcRequestUrl, OidcRequestToken: oidcRequestToken,
 		WorkloadIdentityProvider: workloadIdentityProvider, ServiceAccount: serviceAccount,
 		CredentialsJson: credentialsJson, AccessToken: accessToken,
@@ -192,7 +186,7 @@ func (m *RinggCi) Build(
 }
 
 // Publish the image of a target and print repository@sha256:digest.
-// The repository is the target's Artifact Registry one unless --image names another.
+// The repository is the target's Artifact Registry one unless --image-repository names another.
 // +cache="never"
 func (m *RinggCi) Publish(
 	ctx context.Context,
@@ -231,20 +225,15 @@ func (m *RinggCi) PublishRunner(
 	if err != nil {
 		return "", err
 	}
-	ref, err := first.Publish(ctx, address, dagger.ContainerPublishOpts{PlatformVariants: variants[1:]})
+	pushed, err := push(ctx, append([]*dagger.Container{first}, variants[1:]...), address, nil)
 	if err != nil {
-		return "", fmt.Errorf("publish the runner to %s: %w", address, err)
+		return "", fmt.Errorf("publish the runner: %w", err)
 	}
 	digest, err := m.builtFrom(ctx)
 	if err != nil {
 		return "", err
 	}
-	repo := address
-	if i := strings.LastIndex(address, ":"); i > strings.LastIndex(address, "/") {
-		repo = address[:i]
-	}
-	_, imageDigest, _ := strings.Cut(ref, "@")
-	return fmt.Sprintf("var runnerRelease = struct{ image, sourceDigest string }{\n\t%q,\n\t%q,\n}\n", repo+"@"+imageDigest, digest), nil
+	return fmt.Sprintf("var runnerRelease = struct{ image, sourceDigest string }{\n\t%q,\n\t%q,\n}\n", pushed, digest), nil
 }
 
 // Lint the chart and render it for every target; fails on any Helm lint error or warning.

@@ -92,7 +92,7 @@ func runnerImage(platform dagger.Platform, bin *dagger.File) *dagger.Container {
 		WithEnvVariable("HOME", "/tmp").
 		WithEntrypoint([]string{"/usr/local/bin/ringg-ci"}).
 		WithLabel("org.opencontainers.image.title", "ringg-ci").
-		WithLabel("org.opencontainers.image.description", "the ringg-ci runner: deploy, promote, rollback, status, plan")
+		WithLabel("org.opencontainers.image.description", "the ringg-ci runner: the cluster verbs of the ringg-ci Dagger module")
 }
 
 // runner is a container with the ringg-ci command, the released image when
@@ -232,7 +232,7 @@ func commandError(verb string, code int, stdout, stderr string) error {
 func (m *RinggCi) overrideFlags() []string {
 	var args []string
 	args = appendFlag(args, command.Arg(command.Project), m.Project)
-	args = appendFlag(args, command.Arg(command.ImageRepository), m.Image)
+	args = appendFlag(args, command.Arg(command.ImageRepository), m.ImageRepository)
 	args = appendFlag(args, command.Arg(command.ClusterName), m.ClusterName)
 	args = appendFlag(args, command.Arg(command.ClusterLocation), m.ClusterLocation)
 	args = appendFlag(args, command.Arg(command.Namespace), m.Namespace)
@@ -302,7 +302,7 @@ func (m *RinggCi) withCluster(ctx context.Context, ctr *dagger.Container, args [
 // overrides are the constructor's replacements of the targets' defaults.
 func (m *RinggCi) overrides() targets.Overrides {
 	return targets.Overrides{
-		Project: m.Project, Image: m.Image, ClusterName: m.ClusterName, ClusterLocation: m.ClusterLocation, Namespace: m.Namespace,
+		Project: m.Project, Image: m.ImageRepository, ClusterName: m.ClusterName, ClusterLocation: m.ClusterLocation, Namespace: m.Namespace,
 		Identity: targets.Identity{Provider: m.WorkloadIdentityProvider, ServiceAccount: m.ServiceAccount},
 	}
 }

@@ -181,15 +181,11 @@ func sandboxPush(ctx context.Context, registry *dagger.Service, variants []*dagg
 	if !ok || path == "" || len(variants) == 0 {
 		return "", fmt.Errorf("push %s to the sandbox registry: want <registry>/<path> and an image", repo)
 	}
-	address := "localhost:" + strconv.Itoa(sandboxRegistryPort) + "/" + path + ":" + tag
-	pushed, err := variants[0].Publish(ctx, address, dagger.ContainerPublishOpts{PlatformVariants: variants[1:], RegistryService: registry})
+	pushed, err := push(ctx, variants, "localhost:"+strconv.Itoa(sandboxRegistryPort)+"/"+path+":"+tag, registry)
 	if err != nil {
-		return "", fmt.Errorf("push %s to the sandbox registry: %w", address, err)
+		return "", fmt.Errorf("the sandbox registry: %w", err)
 	}
-	_, digest, ok := strings.Cut(pushed, "@")
-	if !ok || !strings.HasPrefix(digest, "sha256:") {
-		return "", fmt.Errorf("push %s to the sandbox registry: the engine returned %q, not a digest reference", address, pushed)
-	}
+	_, digest, _ := strings.Cut(pushed, "@")
 	return repo + "@" + digest, nil
 }
 
@@ -235,7 +231,7 @@ func (tr *sandboxTour) on(branch string) (*RinggCi, error) {
 	}
 	m := *tr.m
 	m.Kubeconfig, m.Cluster, m.ClusterPort = conn.kubeconfig, conn.svc, sandboxAPIPort
-	m.Image, m.Namespace = sandboxRepository(branch), sandboxNamespace(branch)
+	m.ImageRepository, m.Namespace = sandboxRepository(branch), sandboxNamespace(branch)
 	return &m, nil
 }
 

@@ -20,11 +20,12 @@ import (
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/runner/release"
 )
 
-// A child is one verb of the release engine run in a process of its own (this
+// A child is one verb of the runner run in a process of its own (this
 // test binary again, as TestReleaseChild), so that a test can stop it at any
 // step of its run and kill it with SIGKILL, as a cancelled GitHub job or the
 // job's time limit does to the runner, or take the API server away while it
@@ -109,14 +110,14 @@ func runChildVerb(ctx context.Context, c release.Clients, s childSpec, o release
 		tg = tg.With(ov)
 		p := pipeline.DeployPlan{Target: tg, ChartDir: s.Chart, ValuesFiles: tg.ValuesFiles, Image: pipeline.Image{Repository: tg.Image, Digest: s.Digest},
 			Secrets: pipeline.SecretsCurrent, Timeout: timeout, Holder: s.Holder, MaxHistory: pipeline.MaxHistory}
-		_, err = (&release.Deployer{Clients: c, Plan: p, Options: o}).Run(ctx)
+		_, err = (&release.Deploy{Clients: c, Plan: p, Options: o}).Run(ctx)
 		return err
 	case "promote":
 		p, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: ov, ChartDir: s.Chart, Soak: 100 * time.Millisecond, Timeout: timeout, Holder: s.Holder})
 		if err != nil {
 			return err
 		}
-		_, err = (&release.Promoter{Clients: c, Plan: p, Options: o, SoakInterval: 50 * time.Millisecond}).Run(ctx)
+		_, err = (&release.Promote{Clients: c, Plan: p, Options: o, SoakInterval: 50 * time.Millisecond}).Run(ctx)
 		return err
 	case "rollback-stable", "rollback-canary":
 		t := targets.Stable
@@ -127,21 +128,21 @@ func runChildVerb(ctx context.Context, c release.Clients, s childSpec, o release
 		if err != nil {
 			return err
 		}
-		_, err = (&release.Rollbacker{Clients: c, Plan: p, Options: o}).Run(ctx)
+		_, err = (&release.Rollback{Clients: c, Plan: p, Options: o}).Run(ctx)
 		return err
 	case "scale-stable":
 		tg, err := targets.Get(targets.Stable)
 		if err != nil {
 			return err
 		}
-		_, err = (&release.Scaler{Clients: c, Target: tg.With(ov), Replicas: s.Replicas, Holder: s.Holder, Options: o, Scale: ops.ScaleOptions{Wait: timeout}}).Run(ctx)
+		_, err = (&release.Scale{Clients: c, Target: tg.With(ov), Replicas: s.Replicas, Holder: s.Holder, Options: o, Scale: ops.ScaleOptions{Wait: timeout}}).Run(ctx)
 		return err
 	case "takeover-stable":
 		p, err := pipeline.NewTakeover(pipeline.TakeoverInput{Target: targets.Stable, Overrides: ov, ChartDir: s.Chart, DeleteOldRecords: true, Holder: s.Holder})
 		if err != nil {
 			return err
 		}
-		_, err = (&release.Takeoverer{Clients: c, Plan: p, Options: o}).Run(ctx)
+		_, err = (&release.Takeover{Clients: c, Plan: p, Options: o}).Run(ctx)
 		return err
 	}
 	return fmt.Errorf("unknown child verb %q", s.Verb)
@@ -152,7 +153,7 @@ type child struct {
 	t       *testing.T
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
-	out     *syncBuffer
+	out     *lockedbuffer.Buffer
 	stopped chan string
 	done    chan string
 }
@@ -169,7 +170,7 @@ func startChild(t *testing.T, s childSpec) *child {
 	assert.NilError(t, err)
 	stdout, err := cmd.StdoutPipe()
 	assert.NilError(t, err)
-	c := &child{t: t, cmd: cmd, stdin: stdin, out: &syncBuffer{}, stopped: make(chan string, 1), done: make(chan string, 1)}
+	c := &child{t: t, cmd: cmd, stdin: stdin, out: &lockedbuffer.Buffer{}, stopped: make(chan string, 1), done: make(chan string, 1)}
 	cmd.Stderr = c.out
 	assert.NilError(t, cmd.Start())
 	go func() {

@@ -130,7 +130,7 @@ func (m *matrixEnv) promote() error {
 	_, err := untilUnlocked(m.t, func() (*release.PromoteResult, error) {
 		p, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: m.overrides(), ChartDir: m.chart, Soak: 100 * time.Millisecond, Timeout: time.Minute, Holder: "next promote"})
 		assert.NilError(m.t, err)
-		return (&release.Promoter{Clients: m.clients, Plan: p, Options: m.opts(), SoakInterval: 50 * time.Millisecond}).Run(context.Background())
+		return (&release.Promote{Clients: m.clients, Plan: p, Options: m.opts(), SoakInterval: 50 * time.Millisecond}).Run(context.Background())
 	})
 	return err
 }
@@ -139,7 +139,7 @@ func (m *matrixEnv) rollback(target targets.Name, revision int) error {
 	_, err := untilUnlocked(m.t, func() (*release.Result, error) {
 		p, err := pipeline.NewRollback(pipeline.RollbackInput{Target: target, Overrides: m.overrides(), Revision: revision, ChartDir: m.chart, Timeout: time.Minute, Holder: "next rollback"})
 		assert.NilError(m.t, err)
-		return (&release.Rollbacker{Clients: m.clients, Plan: p, Options: m.opts()}).Run(context.Background())
+		return (&release.Rollback{Clients: m.clients, Plan: p, Options: m.opts()}).Run(context.Background())
 	})
 	return err
 }

@@ -52,7 +52,7 @@ func leakCredsJSON() []byte {
 // leakScan collects everything a run printed or returned.
 type leakScan struct {
 	t     *testing.T
-	mu    sync.Mutex // progress reports arrive from the engine's goroutines
+	mu    sync.Mutex // progress reports arrive from the runner's goroutines
 	texts []labelled
 }
 
@@ -95,7 +95,7 @@ func (s *leakScan) check() {
 // TestLeakCheck runs plan, deploy, status, promote (dry run and real), a
 // failing deploy, rollback and bad inputs with secrets holding a marker, then
 // looks for the marker in every error, summary, plan, status, log line of the
-// engine (debug level, Helm's included), Helm release record and object of
+// runner (debug level, Helm's included), Helm release record and object of
 // the namespace. Only the versioned app-env and gcp-creds Secrets may hold
 // it.
 func TestLeakCheck(t *testing.T) {
@@ -116,7 +116,7 @@ func TestLeakCheck(t *testing.T) {
 	b1, n1 := bundle("one")
 	plan := e.canaryPlan(digest("a"), n1)
 	s.json("deploy plan", plan)
-	pr, err := (&release.Planner{Clients: e.clients, Plan: plan, Secrets: b1}).Run(ctx)
+	pr, err := (&release.Plan{Clients: e.clients, Plan: plan, Secrets: b1}).Run(ctx)
 	assert.NilError(t, err)
 	s.add("plan (install)", pr.String())
 	s.json("plan (install)", pr)
@@ -127,7 +127,7 @@ func TestLeakCheck(t *testing.T) {
 
 	// Plan of an upgrade with new Secrets: the diff shows Secret names.
 	b2, n2 := bundle("two")
-	pr, err = (&release.Planner{Clients: e.clients, Plan: e.canaryPlan(digest("b"), n2), Secrets: b2}).Run(ctx)
+	pr, err = (&release.Plan{Clients: e.clients, Plan: e.canaryPlan(digest("b"), n2), Secrets: b2}).Run(ctx)
 	assert.NilError(t, err)
 	s.add("plan (upgrade)", pr.String())
 	s.json("plan (upgrade)", pr)
@@ -139,7 +139,7 @@ func TestLeakCheck(t *testing.T) {
 			Timeout: 90 * time.Second, DryRun: dry, Holder: "leak check"})
 		assert.NilError(t, err)
 		s.json("promote plan", p)
-		r, err := (&release.Promoter{Clients: e.clients, Plan: p, SoakInterval: 100 * time.Millisecond}).Run(ctx)
+		r, err := (&release.Promote{Clients: e.clients, Plan: p, SoakInterval: 100 * time.Millisecond}).Run(ctx)
 		assert.NilError(t, err)
 		s.add("promote summary", r.Summary())
 		s.json("promote result", r)
@@ -153,7 +153,7 @@ func TestLeakCheck(t *testing.T) {
 	// Status of both tracks.
 	sp, err := pipeline.NewStatus([]targets.Name{targets.Canary, targets.Stable}, e.overrides())
 	assert.NilError(t, err)
-	st, err := (&release.Statuser{Clients: e.clients, Plan: sp}).Run(ctx)
+	st, err := (&release.Status{Clients: e.clients, Plan: sp}).Run(ctx)
 	assert.NilError(t, err)
 	s.add("status", st.String())
 	s.json("status", st)
@@ -171,7 +171,7 @@ func TestLeakCheck(t *testing.T) {
 	// Rollback of the canary to stable's image.
 	rp, err := pipeline.NewRollback(pipeline.RollbackInput{Target: targets.Canary, Overrides: e.overrides(), ChartDir: chartDir, Timeout: 60 * time.Second})
 	assert.NilError(t, err)
-	res, err = (&release.Rollbacker{Clients: e.clients, Plan: rp}).Run(ctx)
+	res, err = (&release.Rollback{Clients: e.clients, Plan: rp}).Run(ctx)
 	assert.NilError(t, err)
 	s.add("rollback summary", res.Summary())
 
@@ -185,7 +185,7 @@ func TestLeakCheck(t *testing.T) {
 	_, err = e.deploy(e.canaryPlan(digest("d"), n3), nil, release.Options{})
 	s.err("deploy without its bundle", err)
 
-	s.add("engine log", e.logs.String())
+	s.add("runner log", e.logs.String())
 	// n2 was only planned, never applied.
 	scanNamespace(t, e.ns, s, []string{n1.AppEnv, n3.AppEnv, n1.GCPCreds})
 	s.check()

@@ -168,7 +168,7 @@ func TestRBACCanaryCannotChangeStable(t *testing.T) {
 	// Acting on stable with the canary's account fails, and stable's
 	// objects stay as they were.
 	before := r.stableVersions(ctx)
-	d := release.Deployer{Clients: r.as, Plan: r.stablePlan(digest("x")), Options: release.Options{}}
+	d := release.Deploy{Clients: r.as, Plan: r.stablePlan(digest("x")), Options: release.Options{}}
 	d.Plan.ChartDir = autoscaledChart(t)
 	d.Plan.Timeout = 20 * time.Second
 	_, err := d.Run(ctx)

@@ -293,7 +293,7 @@ func (r *rbacEnv) verbs(which ...string) (string, error) {
 			p := r.canaryPlan(digest("a"), names)
 			// Without read access to pods the rollout can only time out.
 			p.Timeout = 20 * time.Second
-			_, err := (&release.Deployer{Clients: r.as, Plan: p, Secrets: b}).Run(ctx)
+			_, err := (&release.Deploy{Clients: r.as, Plan: p, Secrets: b}).Run(ctx)
 			return err
 		}},
 		{"status", func() error {
@@ -301,12 +301,12 @@ func (r *rbacEnv) verbs(which ...string) (string, error) {
 			if err != nil {
 				return err
 			}
-			_, err = (&release.Statuser{Clients: r.as, Plan: sp}).Run(ctx)
+			_, err = (&release.Status{Clients: r.as, Plan: sp}).Run(ctx)
 			return err
 		}},
 		{"plan", func() error {
 			b2, n2 := r.bundle("rbac-next")
-			_, err := (&release.Planner{Clients: r.as, Plan: r.canaryPlan(digest("b"), n2), Secrets: b2}).Run(ctx)
+			_, err := (&release.Plan{Clients: r.as, Plan: r.canaryPlan(digest("b"), n2), Secrets: b2}).Run(ctx)
 			return err
 		}},
 		{"health", func() error {
@@ -334,7 +334,7 @@ func (r *rbacEnv) verbs(which ...string) (string, error) {
 			if err != nil {
 				return err
 			}
-			_, err = (&release.Promoter{Clients: r.as, Plan: plan, SoakInterval: 100 * time.Millisecond}).Run(ctx)
+			_, err = (&release.Promote{Clients: r.as, Plan: plan, SoakInterval: 100 * time.Millisecond}).Run(ctx)
 			return err
 		}},
 		{"rollback", func() error {
@@ -342,7 +342,7 @@ func (r *rbacEnv) verbs(which ...string) (string, error) {
 			if err != nil {
 				return err
 			}
-			_, err = (&release.Rollbacker{Clients: r.as, Plan: p}).Run(ctx)
+			_, err = (&release.Rollback{Clients: r.as, Plan: p}).Run(ctx)
 			return err
 		}},
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/runner/release"
 )
@@ -38,13 +39,13 @@ func TestReleaseDeployKilledThenRerun(t *testing.T) {
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestReleaseKilledDeployChild$", "-test.short", "-test.v")
 	cmd.Env = append(os.Environ(), childKubeconfig+"="+cluster.KubeconfigPath(), childNamespace+"="+e.ns, childChart+"="+taggableChart(t))
-	out := &syncBuffer{}
+	out := &lockedbuffer.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	assert.NilError(t, cmd.Start())
 	waitFor(t, 60*time.Second, func() bool {
 		h := e.history("dv-pipecat-canary")
 		// Helm stores the new revision as pending-upgrade before it finishes;
-		// the engine's own description says the upgrade is done and the
+		// the runner's own description says the upgrade is done and the
 		// rollout is being watched, which is where this test kills.
 		return len(h) == 2 && h[1] != nil && h[1].Info.Status == hrelease.StatusPendingUpgrade &&
 			h[1].Info.Description == "waiting for the rollout"
@@ -59,10 +60,8 @@ func TestReleaseDeployKilledThenRerun(t *testing.T) {
 	assert.Assert(t, errors.Is(err, lock.ErrHeld), "%v", err)
 	assert.ErrorContains(t, err, `held by "`+childHolder+`"`)
 
-	var res *release.Result
-	waitFor(t, 40*time.Second, func() bool {
-		res, err = e.deploy(e.canaryPlan(digest("c"), nil), nil, release.Options{})
-		return !errors.Is(err, lock.ErrHeld)
+	res, err := untilUnlockedWithin(t, 40*time.Second, func() (*release.Result, error) {
+		return e.deploy(e.canaryPlan(digest("c"), nil), nil, release.Options{})
 	})
 	assert.NilError(t, err)
 	assert.Equal(t, res.Recovered, "revision 2 of release dv-pipecat-canary was left pending-upgrade by an interrupted run: marked interrupted")
@@ -87,7 +86,7 @@ func TestReleaseKilledDeployChild(t *testing.T) {
 		Image: digest("b"), Holder: childHolder, Timeout: 5 * time.Minute})
 	assert.NilError(t, err)
 	p.Image.Repository += ":never-ready"
-	d := release.Deployer{Clients: release.Clients{Config: cfg, Kube: k}, Plan: p, Options: release.Options{LockTTL: 8 * time.Second}}
+	d := release.Deploy{Clients: release.Clients{Config: cfg, Kube: k}, Plan: p, Options: release.Options{LockTTL: 8 * time.Second}}
 	_, err = d.Run(context.Background())
 	t.Fatalf("the deploy should have been killed, it returned %v", err)
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 	"helm.sh/helm/v3/pkg/action"
 	hrelease "helm.sh/helm/v3/pkg/release"
 	appsv1 "k8s.io/api/apps/v1"
@@ -26,6 +26,7 @@ import (
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	cikube "github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/runner/release"
@@ -42,30 +43,13 @@ func digest(seed string) string {
 	return "sha256:" + strings.Repeat(fmt.Sprintf("%x", seed[0]), 32)
 }
 
-// relEnv is one test's namespace and the clients the release engine gets.
+// relEnv is one test's namespace and the clients the runner gets.
 type relEnv struct {
 	t       *testing.T
 	ns      string
 	kube    kubernetes.Interface
 	clients release.Clients
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs    *lockedbuffer.Buffer
 }
 
 func newRelEnv(t *testing.T) *relEnv {
@@ -78,7 +62,7 @@ func newRelEnv(t *testing.T) *relEnv {
 func newRelEnvIn(t *testing.T, ns string) *relEnv {
 	t.Helper()
 	k := cluster.Client()
-	logs := &syncBuffer{}
+	logs := &lockedbuffer.Buffer{}
 	e := &relEnv{t: t, ns: ns, kube: k, logs: logs, clients: release.Clients{
 		Config: restConfig(t),
 		Kube:   k,
@@ -86,7 +70,7 @@ func newRelEnvIn(t *testing.T, ns string) *relEnv {
 	}}
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("RINGG_RELEASE_LOG") != "" {
-			t.Logf("release engine log:\n%s", logs.String())
+			t.Logf("runner log:\n%s", logs.String())
 		}
 	})
 	return e
@@ -131,7 +115,7 @@ func (e *relEnv) bundle(key string) (*secrets.Bundle, *pipeline.SecretNames) {
 }
 
 func (e *relEnv) deploy(p pipeline.DeployPlan, b *secrets.Bundle, o release.Options) (*release.Result, error) {
-	d := release.Deployer{Clients: e.clients, Plan: p, Secrets: b, Options: o}
+	d := release.Deploy{Clients: e.clients, Plan: p, Secrets: b, Options: o}
 	return d.Run(context.Background())
 }
 
@@ -424,7 +408,7 @@ func TestReleaseDeployCancelledMidRolloutRollsBack(t *testing.T) {
 	// Long enough to reach the watch (lock, upgrade) on a busy machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer cancel()
-	d := release.Deployer{Clients: e.clients, Plan: e.failing(e.canaryPlan(digest("b"), nil), "never-ready")}
+	d := release.Deploy{Clients: e.clients, Plan: e.failing(e.canaryPlan(digest("b"), nil), "never-ready")}
 	_, err = d.Run(ctx)
 	assert.Assert(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
@@ -454,7 +438,7 @@ func TestReleaseDeploySurvivesAPIServerRestart(t *testing.T) {
 	waitFor(t, 20*time.Second, func() bool {
 		h := e.history("dv-pipecat-canary")
 		// Helm writes pending-upgrade before it applies anything; restart
-		// once the engine says the upgrade is done and it watches.
+		// once the runner says the upgrade is done and it watches.
 		return len(h) == 2 && h[1] != nil && h[1].Info.Status == hrelease.StatusPendingUpgrade &&
 			h[1].Info.Description == "waiting for the rollout"
 	})
@@ -492,15 +476,16 @@ func TestReleaseDeployCompletesAcrossAPIServerRestart(t *testing.T) {
 	assert.DeepEqual(t, statuses(e.history("dv-pipecat")), []string{"1:superseded/proven", "2:deployed/proven"})
 }
 
+// waitFor polls ok every 100 ms until it holds, failing the test after d
+// (which counts ok's own time: keep it a quick read).
 func waitFor(t *testing.T, d time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if ok() {
+			return poll.Success()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return poll.Continue("condition not met")
+	}, poll.WithTimeout(d), poll.WithDelay(100*time.Millisecond))
 }
 
 func (e *relEnv) promote(in pipeline.PromoteInput) (*release.PromoteResult, error) {
@@ -514,7 +499,7 @@ func (e *relEnv) promote(in pipeline.PromoteInput) (*release.PromoteResult, erro
 	}
 	plan, err := pipeline.NewPromote(in)
 	assert.NilError(e.t, err)
-	p := release.Promoter{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond}
+	p := release.Promote{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond}
 	return p.Run(context.Background())
 }
 
@@ -559,12 +544,12 @@ func TestReleasePromote(t *testing.T) {
 	// Status: JSON and text, canary and stable on the same digest.
 	sp, err := pipeline.NewStatus([]targets.Name{targets.Canary, targets.Stable}, e.overrides())
 	assert.NilError(t, err)
-	st, err := (&release.Statuser{Clients: e.clients, Plan: sp}).Run(context.Background())
+	st, err := (&release.Status{Clients: e.clients, Plan: sp}).Run(context.Background())
 	assert.NilError(t, err)
 	assert.DeepEqual(t, st.Promotions, []release.Promotion{{From: targets.Canary, To: targets.Stable, SameDigest: true}})
 	js, err := json.Marshal(st)
 	assert.NilError(t, err)
-	var back release.Status
+	var back release.StatusReport
 	assert.NilError(t, json.Unmarshal(js, &back))
 	assert.Equal(t, back.Targets[1].Ready, 60)
 	assert.Equal(t, back.Targets[1].Revision, 1)
@@ -670,7 +655,7 @@ func TestReleaseRollback(t *testing.T) {
 		in.Overrides, in.Timeout = e.overrides(), 60*time.Second
 		p, err := pipeline.NewRollback(in)
 		assert.NilError(t, err)
-		return (&release.Rollbacker{Clients: e.clients, Plan: p}).Run(context.Background())
+		return (&release.Rollback{Clients: e.clients, Plan: p}).Run(context.Background())
 	}
 
 	// Stable to the previous revision.
@@ -744,7 +729,7 @@ func TestReleasePlanShowsDiff(t *testing.T) {
 	assert.NilError(t, err)
 	b, names := e.bundle("next")
 	before := e.snapshot()
-	res, err := (&release.Planner{Clients: e.clients, Plan: e.canaryPlan(digest("b"), names), Secrets: b}).Run(context.Background())
+	res, err := (&release.Plan{Clients: e.clients, Plan: e.canaryPlan(digest("b"), names), Secrets: b}).Run(context.Background())
 	assert.NilError(t, err)
 	assert.DeepEqual(t, e.snapshot(), before)
 	assert.Equal(t, res.LiveRevision, 1)

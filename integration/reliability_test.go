@@ -35,7 +35,7 @@ package integration
 // stage says which call must fail, every earlier one succeeding: build is
 // secrets.Build (app-secrets, gcp-creds) or gcpauth.NewTokenSource
 // (google-credentials), plan is pipeline.NewDeploy/NewPromote/NewRollback/
-// NewStatus, run is release.Deployer/Promoter/Rollbacker.Run against the
+// NewStatus, run is release.Deploy/Promote/Rollback.Run against the
 // test cluster. For deploy, promote, rollback and status the input is a JSON
 // object of the verb's arguments (see deployArgs and the others below).
 // Placeholders, in inputs and wants: ${SECRET} (the leak marker), ${BIG}
@@ -228,7 +228,7 @@ func (e *relEnv) runBadInput(t *testing.T, c badInput) stageErr {
 		if err != nil {
 			return failedAt("plan", err)
 		}
-		_, err = (&release.Deployer{Clients: e.clients, Plan: plan, Secrets: bundle}).Run(ctx)
+		_, err = (&release.Deploy{Clients: e.clients, Plan: plan, Secrets: bundle}).Run(ctx)
 		return failedAt("run", err)
 	case "promote":
 		var a promoteArgs
@@ -238,7 +238,7 @@ func (e *relEnv) runBadInput(t *testing.T, c badInput) stageErr {
 		if err != nil {
 			return failedAt("plan", err)
 		}
-		_, err = (&release.Promoter{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond}).Run(ctx)
+		_, err = (&release.Promote{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond}).Run(ctx)
 		return failedAt("run", err)
 	case "rollback":
 		var a rollbackArgs
@@ -251,7 +251,7 @@ func (e *relEnv) runBadInput(t *testing.T, c badInput) stageErr {
 		if err != nil {
 			return failedAt("plan", err)
 		}
-		_, err = (&release.Rollbacker{Clients: e.clients, Plan: plan}).Run(ctx)
+		_, err = (&release.Rollback{Clients: e.clients, Plan: plan}).Run(ctx)
 		return failedAt("run", err)
 	case "status":
 		var a statusArgs
@@ -260,7 +260,7 @@ func (e *relEnv) runBadInput(t *testing.T, c badInput) stageErr {
 		if err != nil {
 			return failedAt("plan", err)
 		}
-		_, err = (&release.Statuser{Clients: e.clients, Plan: plan}).Run(ctx)
+		_, err = (&release.Status{Clients: e.clients, Plan: plan}).Run(ctx)
 		return failedAt("run", err)
 	}
 	t.Fatalf("%s: unknown kind %s", c.name, c.kind)
@@ -310,7 +310,7 @@ func TestReliabilityBadInputs(t *testing.T) {
 			}
 			assert.DeepEqual(t, objects.snapshot(t, e.ns), before)
 			// A bad input is refused before anything waits: no lock taken, no
-			// soak, no rollout watched, as the engine's log tells.
+			// soak, no rollout watched, as the runner's log tells.
 			log := e.logs.String()[logged:]
 			for _, wait := range []string{"acquired release lock", "canary passes the gate, soaking", "upgraded, watching rollout"} {
 				assert.Assert(t, !strings.Contains(log, wait), "refused only after %q; a bad input must be refused before any wait:\n%s", wait, log)

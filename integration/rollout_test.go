@@ -28,7 +28,7 @@ import (
 // stable replicas at 1 CPU each, readiness 60 s + 30 s, a 270 s grace period
 // every pod drains to its end, maxUnavailable 25 %) on a node pool that
 // behaves like GKE's and is full, with one second of production lasting
-// slowScale. The release engine gets the same scale, so its deadlines keep
+// slowScale. The runner gets the same scale, so its deadlines keep
 // production's proportions. Nothing here bounds how long anything takes:
 // what failed, and why, is read from the errors, the cluster and the
 // release records.
@@ -120,7 +120,7 @@ func (e *slowEnv) promote() (*release.PromoteResult, error) {
 	e.t.Helper()
 	plan, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: e.overrides(), ChartDir: chartDir, Soak: 300 * time.Millisecond, Holder: "test " + e.t.Name()})
 	assert.NilError(e.t, err)
-	p := release.Promoter{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond, Options: e.options()}
+	p := release.Promote{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond, Options: e.options()}
 	return p.Run(context.Background())
 }
 
@@ -372,7 +372,7 @@ func firstPodOnly(b fakenode.Behavior) func(*corev1.Pod) fakenode.Behavior {
 }
 
 // The same promote with one new pod that never becomes Ready: every other
-// pod rolls on, then nothing moves for one wave's budget, and the engine
+// pod rolls on, then nothing moves for one wave's budget, and the runner
 // fails the rollout and rolls back, while stable keeps serving on at least
 // as many pods as its PodDisruptionBudget wants.
 func TestRealisticPromoteWithANeverReadyPodRollsBack(t *testing.T) {

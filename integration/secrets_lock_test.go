@@ -11,12 +11,15 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 	appsv1 "k8s.io/api/apps/v1"
 	coordv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/runner/secrets"
@@ -228,9 +231,24 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// lockOpts are the options of one holder of release r in ns.
-func lockOpts(ns, release, holder string, ttl time.Duration, clock func() time.Time) lock.Options {
-	return lock.Options{Namespace: ns, Release: release, Holder: holder, TTL: ttl, Clock: clock}
+// lockOpts are the options of one holder of release r in ns; a nil clk is
+// the real clock.
+func lockOpts(ns, release, holder string, ttl time.Duration, clk clock.Clock) lock.Options {
+	return lock.Options{Namespace: ns, Release: release, Holder: holder, TTL: ttl, Clock: clk}
+}
+
+// stepWhenWaiting moves clk on by d once a timer waits on it: the holder's
+// renewal timer, set when it acquired or last renewed the lock, so each
+// step lands after the renewal before it finished.
+func stepWhenWaiting(t *testing.T, clk *clocktesting.FakeClock, d time.Duration) {
+	t.Helper()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if clk.HasWaiters() {
+			return poll.Success()
+		}
+		return poll.Continue("no renewal timer waits on the clock")
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(5*time.Millisecond))
+	clk.Step(d)
 }
 
 func getLease(t *testing.T, c kubernetes.Interface, ns, release string) (*coordv1.Lease, error) {
@@ -276,13 +294,13 @@ func TestLockExpiredIsTakenOver(t *testing.T) {
 	c, ns := kube(t)
 	ctx := context.Background()
 	t0 := time.Now()
-	a, err := lock.Acquire(ctx, c, lockOpts(ns, "r", "dead holder", time.Minute, func() time.Time { return t0 }))
+	a, err := lock.Acquire(ctx, c, lockOpts(ns, "r", "dead holder", time.Minute, clocktesting.NewFakeClock(t0)))
 	assert.NilError(t, err)
 
-	_, err = lock.Acquire(ctx, c, lockOpts(ns, "r", "next", time.Minute, func() time.Time { return t0.Add(59 * time.Second) }))
+	_, err = lock.Acquire(ctx, c, lockOpts(ns, "r", "next", time.Minute, clocktesting.NewFakeClock(t0.Add(59*time.Second))))
 	assert.Assert(t, errors.Is(err, lock.ErrHeld), "not expired yet, got %v", err)
 
-	b, err := lock.Acquire(ctx, c, lockOpts(ns, "r", "next", time.Minute, func() time.Time { return t0.Add(61 * time.Second) }))
+	b, err := lock.Acquire(ctx, c, lockOpts(ns, "r", "next", time.Minute, clocktesting.NewFakeClock(t0.Add(61*time.Second))))
 	assert.NilError(t, err)
 	l, err := getLease(t, c, ns, "r")
 	assert.NilError(t, err)
@@ -300,13 +318,19 @@ func TestLockExpiredIsTakenOver(t *testing.T) {
 func TestLockRenewalKeepsItPastTTL(t *testing.T) {
 	c, ns := kube(t)
 	ctx := context.Background()
-	a, err := lock.Acquire(ctx, c, lockOpts(ns, "r", "long rollout", 2*time.Second, nil))
+	t0 := time.Now()
+	clk := clocktesting.NewFakeClock(t0)
+	a, err := lock.Acquire(ctx, c, lockOpts(ns, "r", "long rollout", 2*time.Second, clk))
 	assert.NilError(t, err)
 	first, err := getLease(t, c, ns, "r")
 	assert.NilError(t, err)
 
-	time.Sleep(3500 * time.Millisecond)
-	_, err = lock.Acquire(ctx, c, lockOpts(ns, "r", "impatient", 2*time.Second, nil))
+	// 3.5 s pass on the holder's clock, in steps shorter than the renewal
+	// interval (TTL/3), each once the renewal before it is done.
+	for clk.Since(t0) < 3500*time.Millisecond {
+		stepWhenWaiting(t, clk, 500*time.Millisecond)
+	}
+	_, err = lock.Acquire(ctx, c, lockOpts(ns, "r", "impatient", 2*time.Second, clk))
 	assert.Assert(t, errors.Is(err, lock.ErrHeld), "renewed lock must still be held after its TTL, got %v", err)
 	now, err := getLease(t, c, ns, "r")
 	assert.NilError(t, err)
@@ -326,7 +350,7 @@ func TestLockLossIsReported(t *testing.T) {
 			name: "taken over",
 			steal: func(t *testing.T, c kubernetes.Interface, ns string) {
 				// A holder whose clock runs ahead sees the lease expired.
-				late := func() time.Time { return time.Now().Add(time.Hour) }
+				late := clocktesting.NewFakeClock(time.Now().Add(time.Hour))
 				thief, err := lock.Acquire(context.Background(), c, lockOpts(ns, "r", "thief", time.Hour, late))
 				assert.NilError(t, err)
 				t.Cleanup(func() { _ = thief.Release(context.Background()) })
@@ -344,9 +368,11 @@ func TestLockLossIsReported(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c, ns := kube(t)
-			a, err := lock.Acquire(context.Background(), c, lockOpts(ns, "r", "victim", 3*time.Second, nil))
+			clk := clocktesting.NewFakeClock(time.Now())
+			a, err := lock.Acquire(context.Background(), c, lockOpts(ns, "r", "victim", 3*time.Second, clk))
 			assert.NilError(t, err)
 			tc.steal(t, c, ns)
+			stepWhenWaiting(t, clk, time.Second) // the next renewal finds the lease gone
 			select {
 			case <-a.Lost():
 			case <-time.After(5 * time.Second):

@@ -1,7 +1,7 @@
 package integration
 
 // The release state between runs (issue 20): sequences an on-call engineer's
-// bad day produces, each a test that failed on the engine before the release
+// bad day produces, each a test that failed on the runner before the release
 // state existed. The crash-consistency matrix (crash_test.go) covers the
 // class: every step of every verb.
 
@@ -17,6 +17,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
@@ -99,14 +100,23 @@ func (e *relEnv) killAt(spec childSpec, step string) string {
 // killed holder's lock lapses after its TTL.
 func untilUnlocked[T any](t *testing.T, f func() (T, error)) (T, error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, err := f()
-		if !errors.Is(err, lock.ErrHeld) || time.Now().After(deadline) {
-			return v, err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return untilUnlockedWithin(t, 30*time.Second, f)
+}
+
+// untilUnlockedWithin is untilUnlocked giving up after d; d bounds the wait
+// for the lock, not the run that finally gets it (a deploy takes as long as
+// it takes). It returns f's last result.
+func untilUnlockedWithin[T any](t *testing.T, d time.Duration, f func() (T, error)) (T, error) {
+	t.Helper()
+	var (
+		v   T
+		err error
+	)
+	_ = wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, d, true, func(context.Context) (bool, error) {
+		v, err = f()
+		return !errors.Is(err, lock.ErrHeld), nil
+	})
+	return v, err
 }
 
 // assertServes checks that stable's Deployment, Service, Ingress and
@@ -163,7 +173,7 @@ func TestStateStuckCanaryRollbackThatFailsKeepsTheCanary(t *testing.T) {
 	p, err := pipeline.NewRollback(pipeline.RollbackInput{Target: targets.Canary, Overrides: e.overrides(), ChartDir: chartDir, Timeout: time.Minute, Holder: "test"})
 	assert.NilError(t, err)
 	_, err = untilUnlocked(t, func() (*release.Result, error) {
-		return (&release.Rollbacker{Clients: e.clients, Plan: p, Options: fast}).Run(context.Background())
+		return (&release.Rollback{Clients: e.clients, Plan: p, Options: fast}).Run(context.Background())
 	})
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
 	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/interrupted", "3:superseded/failed", "4:deployed/proven"})
@@ -187,7 +197,7 @@ func TestStateDefaultRollbackSkipsARevisionThatNeverServed(t *testing.T) {
 	rollback := func() (*release.Result, error) {
 		p, err := pipeline.NewRollback(pipeline.RollbackInput{Target: targets.Stable, Overrides: e.overrides(), ChartDir: chartDir, Timeout: time.Minute, Holder: "test"})
 		assert.NilError(t, err)
-		return (&release.Rollbacker{Clients: e.clients, Plan: p, Options: fast}).Run(context.Background())
+		return (&release.Rollback{Clients: e.clients, Plan: p, Options: fast}).Run(context.Background())
 	}
 	res, err := rollback()
 	assert.NilError(t, err)
@@ -270,7 +280,7 @@ func TestStateRollbackRightAfterTheFirstPromote(t *testing.T) {
 
 	rp, err := pipeline.NewRollback(pipeline.RollbackInput{Target: targets.Stable, Overrides: e.overrides(), ChartDir: kept, Timeout: time.Minute, Holder: "test"})
 	assert.NilError(t, err)
-	res, err := (&release.Rollbacker{Clients: e.clients, Plan: rp}).Run(context.Background())
+	res, err := (&release.Rollback{Clients: e.clients, Plan: rp}).Run(context.Background())
 	assert.NilError(t, err)
 	assert.Equal(t, res.Digest, oldTags[oldTag3], "the digest the old revision's pods ran")
 	dep := e.deployment("dv-pipecat")
@@ -348,7 +358,7 @@ func TestStateScaleUnderTheLock(t *testing.T) {
 	scale := func(target targets.Name, n int, force bool) error {
 		tg, err := targets.Get(target)
 		assert.NilError(t, err)
-		_, err = (&release.Scaler{Clients: e.clients, Target: tg.With(e.overrides()), Replicas: n, Force: force, Holder: "test", Scale: ops.ScaleOptions{}}).Run(context.Background())
+		_, err = (&release.Scale{Clients: e.clients, Target: tg.With(e.overrides()), Replicas: n, Force: force, Holder: "test", Scale: ops.ScaleOptions{}}).Run(context.Background())
 		return err
 	}
 	before := e.snapshot()

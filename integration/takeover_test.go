@@ -364,7 +364,7 @@ func TestTakeoverFromTheOldPipeline(t *testing.T) {
 	// status: what the old releases run, from their pods, and the warning.
 	sp, err := pipeline.NewStatus([]targets.Name{targets.Canary, targets.Stable}, e.overrides())
 	assert.NilError(t, err)
-	st, err := (&release.Statuser{Clients: e.clients, Plan: sp}).Run(ctx)
+	st, err := (&release.Status{Clients: e.clients, Plan: sp}).Run(ctx)
 	assert.NilError(t, err)
 	status := st.String()
 	s.add("status", status)
@@ -556,7 +556,7 @@ func TestTakeoverFromTheOldPipeline(t *testing.T) {
 	e.assertRecordsClean(6)
 	e.scanWritten(s)
 
-	s.add("engine log", e.logs.String())
+	s.add("runner log", e.logs.String())
 	s.add("ringg-ci output", c.all.String())
 	s.check()
 }
@@ -629,7 +629,7 @@ func (e *relEnv) tryRollback(in pipeline.RollbackInput) (*release.Result, error)
 	in.Overrides, in.Timeout, in.Holder = e.overrides(), 90*time.Second, "test "+e.t.Name()
 	p, err := pipeline.NewRollback(in)
 	assert.NilError(e.t, err)
-	return (&release.Rollbacker{Clients: e.clients, Plan: p}).Run(context.Background())
+	return (&release.Rollback{Clients: e.clients, Plan: p}).Run(context.Background())
 }
 
 func (e *relEnv) rollback(in pipeline.RollbackInput) *release.Result {
@@ -645,7 +645,7 @@ func (e *relEnv) promoteWith(dir string) (*release.PromoteResult, error) {
 	plan, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: e.overrides(), ChartDir: dir, Soak: 300 * time.Millisecond,
 		Timeout: 90 * time.Second, Holder: "test " + e.t.Name()})
 	assert.NilError(e.t, err)
-	return (&release.Promoter{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond}).Run(context.Background())
+	return (&release.Promote{Clients: e.clients, Plan: plan, SoakInterval: 100 * time.Millisecond}).Run(context.Background())
 }
 
 // assertStableUntouched checks stable's Deployment has the generation and
@@ -811,7 +811,7 @@ func TestFailedTakeoverReturnsToTheOldRelease(t *testing.T) {
 
 	sp, err := pipeline.NewStatus([]targets.Name{targets.Canary}, e.overrides())
 	assert.NilError(t, err)
-	st, err := (&release.Statuser{Clients: e.clients, Plan: sp}).Run(context.Background())
+	st, err := (&release.Status{Clients: e.clients, Plan: sp}).Run(context.Background())
 	assert.NilError(t, err)
 	assert.DeepEqual(t, st.Targets[0].OldRecords, []int{1, 2})
 	assert.Equal(t, st.Targets[0].Origin, release.OriginOldPipeline)
@@ -824,7 +824,7 @@ func TestFailedTakeoverReturnsToTheOldRelease(t *testing.T) {
 	assert.NilError(t, err)
 	tp, err := pipeline.NewTakeover(pipeline.TakeoverInput{Target: targets.Canary, Overrides: e.overrides(), ChartDir: chartDir, DeleteOldRecords: true, Holder: "test"})
 	assert.NilError(t, err)
-	ts, err := (&release.Takeoverer{Clients: e.clients, Plan: tp}).Run(context.Background())
+	ts, err := (&release.Takeover{Clients: e.clients, Plan: tp}).Run(context.Background())
 	assert.NilError(t, err)
 	s.add("takeover", ts.String())
 	s.json("takeover", ts)
@@ -836,7 +836,7 @@ func TestFailedTakeoverReturnsToTheOldRelease(t *testing.T) {
 	slices.Sort(left)
 	assert.DeepEqual(t, left, []string{"3:failed", "4:deployed"})
 	e.assertRecordsClean(2)
-	s.add("engine log", e.logs.String())
+	s.add("runner log", e.logs.String())
 	s.check()
 }
 

@@ -27,6 +27,7 @@ import (
 	"gotest.tools/v3/assert"
 	"k8s.io/client-go/rest"
 
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	"github.com/ringg/ringg-ci/runner/gcpauth"
 	cikube "github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/release"
@@ -172,7 +173,7 @@ func (p *authProxy) caPEM() []byte {
 
 // TestReliabilityTokenExpiresMidRollout deploys through an API server front
 // whose tokens die long before the rollout ends, while the token endpoint
-// claims they last an hour. The engine connects as in production:
+// claims they last an hour. The runner connects as in production:
 // gcpauth's service-account key flow feeding kube.ForGKE. Every refused
 // token must be dropped and a new one minted, and the deploy must succeed.
 func TestReliabilityTokenExpiresMidRollout(t *testing.T) {
@@ -191,16 +192,16 @@ func TestReliabilityTokenExpiresMidRollout(t *testing.T) {
 		AllowedTokenHosts: []string{strings.TrimPrefix(mint.srv.URL, "http://")},
 	})
 	assert.NilError(t, err)
-	logs := &syncBuffer{}
+	logs := &lockedbuffer.Buffer{}
 	clients := release.Clients{
 		Config: cikube.ForGKE(proxy.endpoint(), proxy.caPEM(), ts),
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 
 	// 60 pods in waves take several token lifetimes on the fake node.
-	res, err := (&release.Deployer{Clients: clients, Plan: e.stablePlan(digest("b"))}).Run(context.Background())
+	res, err := (&release.Deploy{Clients: clients, Plan: e.stablePlan(digest("b"))}).Run(context.Background())
 	if err != nil {
-		t.Logf("engine log:\n%s", logs.String())
+		t.Logf("runner log:\n%s", logs.String())
 	}
 	assert.NilError(t, err)
 	assert.Equal(t, res.Revision, 2)
@@ -216,7 +217,7 @@ func TestReliabilityTokenExpiresMidRollout(t *testing.T) {
 	assert.Assert(t, len(minted) >= 2, "tokens are refreshed: %d minted", len(minted))
 	assert.Assert(t, proxy.refused.Load() >= 1, "expired tokens were refused, and the deploy recovered")
 	for _, tok := range minted {
-		assert.Assert(t, !strings.Contains(logs.String(), tok), "the engine log holds an access token")
+		assert.Assert(t, !strings.Contains(logs.String(), tok), "the runner log holds an access token")
 	}
-	assert.Assert(t, !strings.Contains(logs.String(), leakMarker), "the engine log holds a secret value")
+	assert.Assert(t, !strings.Contains(logs.String(), leakMarker), "the runner log holds a secret value")
 }

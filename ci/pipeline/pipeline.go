@@ -1,8 +1,7 @@
-// Package pipeline turns targets and a run's inputs into plans: plain data
-// saying which image, chart, values files, Secret names, lock holder and
-// timeout each verb (deploy, promote, rollback, status, plan) works with.
-// Building a plan does no I/O and reports every problem of the inputs at
-// once; package release executes plans.
+// Package pipeline turns targets and a run's inputs into plans, plain data
+// for each verb (deploy and plan, promote, rollback, status, takeover), and
+// the rollout deadlines. Building a plan does no I/O and reports every
+// problem at once; runner/release runs plans.
 package pipeline
 
 import (

@@ -1,7 +1,7 @@
 // Package targets describes where the chatbot runs: each environment (staging,
 // canary, stable) is one entry of data, and a branch maps to at most one of
-// them. Adding an environment is a new entry here, its values file in the chart
-// and its constant in the Dagger module's enum; no other code names one.
+// them. Adding one is an entry here, its values file in the chart and its
+// constant in the face's Target enum; the runner decides from the entries.
 package targets
 
 import (

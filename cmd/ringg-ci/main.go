@@ -1,6 +1,6 @@
-// Command ringg-ci, the runner, runs the release verbs: deploy, plan,
-// promote, rollback, status, takeover, health, logs, scale, lint-chart. The
-// Dagger module runs it in a container; it runs the same anywhere with Go:
+// Command ringg-ci is the runner: the release verbs the Dagger module runs
+// in a container (`ringg-ci --help` lists them, runner/cli defines them). It
+// runs the same anywhere with Go:
 //
 //	go run ./cmd/ringg-ci status --kubeconfig ~/.kube/config
 //	RINGG_CI_ACCESS_TOKEN=$(gcloud auth print-access-token) go run ./cmd/ringg-ci plan --branch dv-main

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -72,22 +73,21 @@ func fetchKubeconfig(ctx context.Context, o fetchOptions) error {
 	defer cancel()
 	var data []byte
 	last := "no answer yet"
-	for data == nil {
+	err := wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		body, err := get(ctx, client, o.URL)
 		if err == nil {
 			data = body
-			break
+			return true, nil
 		}
 		// A request our own deadline cut short says nothing about the
 		// service: keep the last answer it gave.
 		if ctx.Err() == nil || last == "no answer yet" {
 			last = err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("fetch kubeconfig from %s: %w (last error: %s); is the sandbox-cluster service running and bound?", o.URL, ctx.Err(), last)
-		case <-time.After(250 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("fetch kubeconfig from %s: %w (last error: %s); is the sandbox-cluster service running and bound?", o.URL, err, last)
 	}
 	out, err := rewriteKubeconfig(data, o.Server, o.TLSServerName)
 	if err != nil {

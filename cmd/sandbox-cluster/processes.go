@@ -86,6 +86,17 @@ func (ps *processes) failure() error {
 	return ps.first
 }
 
+// failedBefore is failure, once a process failed, saying it happened before
+// the API server was ready; nil until then.
+func (ps *processes) failedBefore() error {
+	select {
+	case <-ps.failed():
+		return fmt.Errorf("before the API server was ready: %w", ps.failure())
+	default:
+		return nil
+	}
+}
+
 // stop sends SIGTERM to each component, the last started first, and kills
 // it if it has not exited after timeout.
 func (ps *processes) stop(timeout time.Duration) {

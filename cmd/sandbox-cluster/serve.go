@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -121,17 +122,11 @@ func (o serveOptions) serverURL() string {
 // layout is where one cluster keeps its files and which loopback ports
 // etcd uses.
 type layout struct {
-	dataDir                      string
+	controlplane.Layout
 	etcdClientPort, etcdPeerPort int
 	// kubeletCA is the fake kubelet's certificate, which the API server
 	// checks it against.
 	kubeletCA string
-}
-
-func (l layout) pki() controlplane.PKI { return controlplane.PKI{Dir: filepath.Join(l.dataDir, "pki")} }
-
-func (l layout) controllerManagerKubeconfig() string {
-	return filepath.Join(l.dataDir, "controller-manager.kubeconfig")
 }
 
 // apiServer is how kube-apiserver runs in l.
@@ -160,7 +155,7 @@ func (o serveOptions) components(l layout) []component {
 	etcdPeer := "http://127.0.0.1:" + strconv.Itoa(l.etcdPeerPort)
 	etcd := []string{
 		"--name=sandbox",
-		"--data-dir=" + filepath.Join(l.dataDir, "etcd"),
+		"--data-dir=" + filepath.Join(l.DataDir, "etcd"),
 		"--listen-client-urls=" + etcdClient,
 		"--advertise-client-urls=" + etcdClient,
 		"--listen-peer-urls=" + etcdPeer,
@@ -170,7 +165,7 @@ func (o serveOptions) components(l layout) []component {
 		"--unsafe-no-fsync=true",
 		"--log-level=error",
 	}
-	p := l.pki()
+	p := l.PKI()
 	apiserver := append(o.apiServer(l).Flags(p),
 		// The fake kubelet answers pods/log and pods/portforward for every
 		// fake node, whose InternalIP is 127.0.0.1 (their Hostname address
@@ -182,7 +177,7 @@ func (o serveOptions) components(l layout) []component {
 		{name: binEtcd, path: filepath.Join(o.BinDir, binEtcd), args: etcd},
 		{name: binAPIServer, path: filepath.Join(o.BinDir, binAPIServer), args: apiserver},
 		{name: binControllerManager, path: filepath.Join(o.BinDir, binControllerManager),
-			args: controlplane.ControllerManagerFlags(l.controllerManagerKubeconfig(), p, o.Verbosity)},
+			args: controlplane.ControllerManagerFlags(l.ControllerManagerKubeconfig(), p, o.Verbosity)},
 	}
 }
 
@@ -199,20 +194,20 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		o.StopTimeout = 5 * time.Second
 	}
 	start := time.Now()
-	l := layout{dataDir: o.DataDir}
-	if l.dataDir == "" {
+	l := layout{Layout: controlplane.Layout{DataDir: o.DataDir}}
+	if l.DataDir == "" {
 		dir, err := os.MkdirTemp("", "sandbox-cluster-")
 		if err != nil {
 			return fmt.Errorf("create a data directory: %w", err)
 		}
 		defer os.RemoveAll(dir)
-		l.dataDir = dir
+		l.DataDir = dir
 	}
 	var err error
-	if l.etcdClientPort, err = freePort(); err != nil {
+	if l.etcdClientPort, err = controlplane.FreePort("127.0.0.1"); err != nil {
 		return err
 	}
-	if l.etcdPeerPort, err = freePort(); err != nil {
+	if l.etcdPeerPort, err = controlplane.FreePort("127.0.0.1"); err != nil {
 		return err
 	}
 	adminConfig, served, err := o.preparePKI(l)
@@ -236,7 +231,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer kubelet.Close()
-	l.kubeletCA = filepath.Join(l.dataDir, "fake-kubelet-ca.crt")
+	l.kubeletCA = filepath.Join(l.DataDir, "fake-kubelet-ca.crt")
 	if err := os.WriteFile(l.kubeletCA, kubelet.CACertPEM(), 0o644); err != nil {
 		return fmt.Errorf("write the fake kubelet's certificate: %w", err)
 	}
@@ -255,7 +250,7 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("create a client for the cluster: %w", err)
 	}
-	if err := waitReadyz(startCtx, client, procs); err != nil {
+	if err := o.apiServer(l).WaitReady(startCtx, l.PKI(), procs.failedBefore); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped by a signal while starting
 		}
@@ -328,11 +323,8 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 // (over loopback) and the admin kubeconfig to serve (through the alias).
 func (o serveOptions) preparePKI(l layout) (*rest.Config, []byte, error) {
 	api := o.apiServer(l)
-	p := l.pki()
-	if err := p.Ensure(controlplane.KeySource{Seed: []byte(o.PKISeed)}, api.SANs()); err != nil {
-		return nil, nil, fmt.Errorf("prepare certificates: %w", err)
-	}
-	if err := p.WriteKubeconfig(l.controllerManagerKubeconfig(), api.ClientURL(), controlplane.ControllerManagerUser); err != nil {
+	p, err := l.Prepare(api, []byte(o.PKISeed))
+	if err != nil {
 		return nil, nil, err
 	}
 	raw, err := p.Kubeconfig(api.ClientURL(), controlplane.AdminUser)
@@ -353,36 +345,6 @@ func (o serveOptions) preparePKI(l layout) (*rest.Config, []byte, error) {
 	return cfg, served, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port for etcd: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitReadyz polls /readyz until it answers ok.
-func waitReadyz(ctx context.Context, client *corev1client.CoreV1Client, procs *processes) error {
-	last := "no answer yet"
-	for {
-		body, err := client.RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() == nil || last == "no answer yet" { // not one our deadline cut short
-			last = fmt.Sprintf("%v %s", err, strings.TrimSpace(string(body)))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for /readyz: %w (last answer: %s); see the log above", ctx.Err(), last)
-		case <-procs.failed():
-			return fmt.Errorf("before the API server was ready: %w", procs.failure())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 func architectures(archs []string) []string {
 	if len(archs) == 0 {
 		return []string{"amd64", "arm64"}
@@ -393,10 +355,11 @@ func architectures(archs []string) []string {
 // waitNodes waits until want fake nodes are registered and Ready, and
 // returns their names.
 func waitNodes(ctx context.Context, client corev1client.NodesGetter, want int, nodesDone <-chan error, procs *processes) ([]string, error) {
-	for {
+	var names []string
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		list, err := client.Nodes().List(ctx, metav1.ListOptions{LabelSelector: fakenode.LabelFake + "=true"})
 		if err == nil {
-			var names []string
+			names = nil
 			for _, n := range list.Items {
 				for _, c := range n.Status.Conditions {
 					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
@@ -405,19 +368,25 @@ func waitNodes(ctx context.Context, client corev1client.NodesGetter, want int, n
 				}
 			}
 			if len(names) >= want {
-				return names, nil
+				return true, nil
 			}
 		}
 		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for the fake nodes: %w; see the log above", ctx.Err())
 		case err := <-nodesDone:
-			return nil, fmt.Errorf("fake nodes stopped before they were ready: %v", err)
+			return false, fmt.Errorf("fake nodes stopped before they were ready: %v", err)
 		case <-procs.failed():
-			return nil, fmt.Errorf("while waiting for the fake nodes: %w", procs.failure())
-		case <-time.After(100 * time.Millisecond):
+			return false, fmt.Errorf("while waiting for the fake nodes: %w", procs.failure())
+		default:
+			return false, nil
 		}
+	})
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("wait for the fake nodes: %w; see the log above", ctx.Err())
 	}
+	if err != nil {
+		return nil, err
+	}
+	return names, nil
 }
 
 // createNamespaces creates the namespaces; one that exists is fine.

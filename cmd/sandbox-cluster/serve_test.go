@@ -16,12 +16,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,10 +29,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 	"github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/testcluster"
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
+	"github.com/ringg/ringg-ci/tools/testcluster/controlplane"
 )
 
 // envRunCLI makes the test binary run its command line as sandbox-cluster
@@ -53,7 +55,7 @@ func TestComponentsRunAsTheSandboxNeeds(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, o.PKISeed, "seed-from-env")
 	assert.Equal(t, o.serverURL(), "https://kube:6443")
-	l := layout{dataDir: "/data", etcdClientPort: 32379, etcdPeerPort: 32380, kubeletCA: "/data/fake-kubelet-ca.crt"}
+	l := layout{Layout: controlplane.Layout{DataDir: "/data"}, etcdClientPort: 32379, etcdPeerPort: 32380, kubeletCA: "/data/fake-kubelet-ca.crt"}
 	comps := o.components(l)
 
 	tests := []struct {
@@ -147,17 +149,16 @@ const sleeper = `echo $$ > "$D/$(basename "$0").pid"; exec sleep 600`
 func waitPID(t *testing.T, dir, name string) int {
 	t.Helper()
 	file := filepath.Join(dir, name+".pid")
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var pid int
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		data, err := os.ReadFile(file)
-		if pid, convErr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && convErr == nil {
-			return pid
+		if p, convErr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && convErr == nil {
+			pid = p
+			return poll.Success()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s recorded no PID within a minute", name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return poll.Continue("%s recorded no PID", name)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(20*time.Millisecond))
+	return pid
 }
 
 // alive reports whether pid runs (a zombie does not count).
@@ -175,13 +176,16 @@ func alive(pid int) bool {
 // waitGone waits until pid has stopped, until the test's deadline.
 func waitGone(t *testing.T, pid int, what string) {
 	t.Helper()
-	deadline, ok := t.Deadline()
-	for alive(pid) {
-		if ok && time.Until(deadline) < 5*time.Second {
-			t.Fatalf("%s (pid %d) is still running", what, pid)
-		}
-		time.Sleep(20 * time.Millisecond)
+	timeout := 24 * time.Hour // no test deadline: wait as long as it takes
+	if deadline, ok := t.Deadline(); ok {
+		timeout = time.Until(deadline) - 5*time.Second
 	}
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if alive(pid) {
+			return poll.Continue("%s (pid %d) is still running", what, pid)
+		}
+		return poll.Success()
+	}, poll.WithTimeout(timeout), poll.WithDelay(20*time.Millisecond))
 }
 
 func TestServeFailsWhenAComponentExits(t *testing.T) {
@@ -190,7 +194,7 @@ func TestServeFailsWhenAComponentExits(t *testing.T) {
 		"etcd":           `until [ -s "$D/kube-apiserver.pid" ]; do sleep 0.05; done; echo "cannot open the data directory" >&2; exit 3`,
 		"kube-apiserver": sleeper,
 	})
-	var stderr syncBuffer
+	var stderr lockedbuffer.Buffer
 	err := serve(t.Context(), serveOptions{
 		BinDir: dir, BindAddress: "127.0.0.1", APIPort: freeTestPort(t), ReadyPort: freeTestPort(t), Alias: "kube",
 		ReadyTimeout: 10 * time.Minute,
@@ -215,7 +219,7 @@ func TestComponentsDieWithTheLauncher(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "serve", "--bin-dir", dir, "--data-dir", t.TempDir(), "--bind-address", "127.0.0.1",
 		"--api-port", strconv.Itoa(freeTestPort(t)), "--ready-port", strconv.Itoa(freeTestPort(t)))
 	cmd.Env = append(os.Environ(), envRunCLI+"=1")
-	var out syncBuffer
+	var out lockedbuffer.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	assert.NilError(t, cmd.Start())
 	etcd, apiserver := waitPID(t, dir, "etcd"), waitPID(t, dir, "kube-apiserver")
@@ -227,27 +231,9 @@ func TestComponentsDieWithTheLauncher(t *testing.T) {
 	t.Logf("launcher output:\n%s", out.String())
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of serve.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func freeTestPort(t *testing.T) int {
 	t.Helper()
-	port, err := freePort()
+	port, err := controlplane.FreePort("127.0.0.1")
 	assert.NilError(t, err)
 	return port
 }
@@ -370,7 +356,7 @@ func TestServe(t *testing.T) {
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "sandbox-cluster.log"))
 	assert.NilError(t, err)
 	defer logFile.Close()
-	stdout := &syncBuffer{}
+	stdout := &lockedbuffer.Buffer{}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -1,6 +1,6 @@
 // Package chart loads, configures, renders and lints the dv-pipecat Helm chart
 // (deploy/chart) without a cluster: it is what the pipeline shows in a plan,
-// what the tests pin in golden files, and what the release engine installs.
+// what the tests pin in golden files, and what the runner installs.
 // Nothing here touches the network.
 package chart
 

@@ -20,8 +20,10 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/internal/lockedbuffer"
 )
 
 // drainCommand renders the stable Deployment's preStop command for an app on
@@ -50,27 +52,8 @@ func python(t *testing.T) string {
 
 // preStop is the rendered preStop program running against an app.
 type preStop struct {
-	out  lockedBuffer
+	out  lockedbuffer.Buffer
 	done chan error
-}
-
-// lockedBuffer is a bytes.Buffer a child process writes while the test
-// reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // runPreStop starts the preStop program for the app on port.
@@ -326,7 +309,7 @@ func TestDrainScriptWithTheStandIn(t *testing.T) {
 	marker := filepath.Join(dir, "DRaining")
 	app := exec.Command(bin)
 	app.Env = []string{"HOST=127.0.0.1", "PORT=" + strconv.Itoa(appPort), "DRAIN_DEADLINE_SECONDS=60", "DRAIN_MARKER_PATH=" + marker, "CREDS_PATH=" + filepath.Join(dir, "creds.json")}
-	var logs lockedBuffer
+	var logs lockedbuffer.Buffer
 	app.Stdout, app.Stderr = &logs, &logs
 	assert.NilError(t, app.Start())
 	t.Cleanup(func() {
@@ -387,12 +370,13 @@ func dialCall(t *testing.T, addr string) (net.Conn, int) {
 	return conn, resp.StatusCode
 }
 
-// waitUntil polls cond for up to a minute.
+// waitUntil polls cond every 20 ms for up to a minute.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("no %s within a minute", what)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if cond() {
+			return poll.Success()
 		}
-	}
+		return poll.Continue("no %s yet", what)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(20*time.Millisecond))
 }

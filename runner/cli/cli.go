@@ -1,14 +1,6 @@
-// Package cli is the ringg-ci command: the release engine's verbs (deploy,
-// promote, rollback, status, plan, health, logs, scale, lint-chart) behind
-// flags and environment variables, with no Dagger in sight. The Dagger module
-// runs this command in a container, with every credential mounted as a
-// secret so the engine scrubs it from the output; the same command runs on a
-// laptop or in any CI with `go run ./cmd/ringg-ci`.
-//
-// Standard output carries the verb's result (a summary, or JSON with
-// --json); standard error carries progress. Credentials never arrive as flags
-// (argv is visible to every process and to Dagger's traces): files named by
-// flags, or environment variables (see [Env]).
+// Package cli is the runner's command line (cmd/ringg-ci): the verbs of
+// runner/release and runner/ops behind the flags and environment variables
+// ci/command names, with no Dagger in sight. See Run.
 package cli
 
 import (
@@ -71,7 +63,7 @@ type verb struct {
 
 func verbs() []verb {
 	return []verb{
-		{command.Deploy, "--branch dv-stage|dv-main --image REPO@sha256:…", "upgrade a branch's release to an image, apply its Secrets, watch the rollout, roll back on failure", runDeploy},
+		{command.Deploy, "--branch dv-stage|dv-main --image REPO@sha256:… [--secrets-json F] [--creds-json F] [--timeout D]", "upgrade a branch's release to an image, apply its Secrets, watch the rollout, roll back on failure", runDeploy},
 		{command.Plan, "--branch B [--image REPO@sha256:…]", "render, dry-run on the cluster and diff against the live release; changes nothing", runPlan},
 		{command.Promote, "[--expected-digest sha256:…] [--soak 2m] [--dry-run]", "gate on the canary, then upgrade stable to exactly its digest and Secrets", runPromote},
 		{command.Rollback, "--target T [--revision N]", "return a target to its previous (or a given) revision; the canary to stable's image", runRollback},
@@ -80,14 +72,22 @@ func verbs() []verb {
 		{command.Health, "--target T [--timeout 10s] [--json]", "each pod's health endpoint through the API server", runHealth},
 		{command.Logs, "--target T [--since 10m] [--pod NAME]", "recent logs of a target's pods, bounded", runLogs},
 		{command.Scale, "--target T --replicas N [--wait 5m] [--force]", "scale a target by hand until the next deploy, under the release lock", runScale},
-		{command.Target, "(--branch B | --target T) [--check]", "print a target as JSON; with --check, validate a deploy's inputs (Secrets, chart) without a cluster", runTarget},
+		{command.Target, "(--branch B | --target T) [--check] [--out FILE]", "print a target as JSON; with --check, validate a deploy's inputs (Secrets, chart) without a cluster", runTarget},
 		{command.LintChart, "[--chart DIR]", "lint the chart and render it for every target", runLintChart},
-		{command.RegistryLogin, "--repository REPO --password-file FILE", "write a registry password for a target's repository (Google access token) to FILE", runRegistryLogin},
+		{command.RegistryLogin, "--target T --password-file FILE", "write a password for the target's Artifact Registry repository (a Google access token) to FILE", runRegistryLogin},
 	}
 }
 
 // Run runs the command line args (without the program name) and returns the
 // process exit status: 0 done, 1 failed, 2 bad usage.
+//
+// Standard output carries the verb's result (a summary, or JSON with
+// --json); standard error carries progress. Credentials never arrive as
+// flags (argv is visible to every process and to Dagger's traces): files
+// named by flags, or environment variables (see Env). The Dagger module runs
+// the command in a container with every credential mounted as a secret, so
+// the Dagger engine scrubs it from the output; the same command runs on a
+// laptop or in any CI with `go run ./cmd/ringg-ci`.
 func Run(ctx context.Context, args []string, env Env) int {
 	if env.Now == nil {
 		env.Now = time.Now
@@ -130,7 +130,10 @@ func usage() string {
 	}
 	b.WriteString("\ncredentials (never as flags): " + strings.Join([]string{
 		EnvAccessToken, EnvCredentialsJSON, EnvOIDCRequestURL + " + " + EnvOIDCRequestToken, EnvKubeconfig,
-	}, ", ") + ", or the files --access-token-file, --credentials-json, --kubeconfig name\n")
-	b.WriteString("secret documents: " + EnvSecretsJSON + " / " + EnvCredsJSON + ", or --secrets-json / --creds-json FILE\n")
+	}, ", ") + ", or the files " + strings.Join([]string{
+		command.Arg(command.AccessTokenFile), command.Arg(command.CredentialsJSON), command.Arg(command.Kubeconfig),
+	}, ", ") + " name\n")
+	b.WriteString("secret documents: " + EnvSecretsJSON + " / " + EnvCredsJSON + ", or " +
+		command.Arg(command.SecretsJSON) + " / " + command.Arg(command.CredsJSON) + " FILE\n")
 	return b.String()
 }

@@ -44,7 +44,7 @@ func runTakeover(ctx context.Context, r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := (&release.Takeoverer{Clients: clients, Plan: plan}).Run(ctx)
+	st, err := (&release.Takeover{Clients: clients, Plan: plan}).Run(ctx)
 	if st != nil {
 		if perr := r.print(st.String(), st); perr != nil && err == nil {
 			err = perr

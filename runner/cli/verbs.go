@@ -67,7 +67,7 @@ func runDeploy(ctx context.Context, r *runner, args []string) error {
 		return err
 	}
 	return r.execute(ctx, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
-		return (&release.Deployer{Clients: c, Plan: plan, Secrets: bundle, Options: o}).Run(ctx)
+		return (&release.Deploy{Clients: c, Plan: plan, Secrets: bundle, Options: o}).Run(ctx)
 	})
 }
 
@@ -105,7 +105,7 @@ func runPlan(ctx context.Context, r *runner, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := (&release.Planner{Clients: clients, Plan: plan, Secrets: bundle}).Run(ctx)
+	res, err := (&release.Plan{Clients: clients, Plan: plan, Secrets: bundle}).Run(ctx)
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func runPromote(ctx context.Context, r *runner, args []string) error {
 		return err
 	}
 	return r.execute(ctx, plan.To, func(c release.Clients, o release.Options) (summarizer, error) {
-		return (&release.Promoter{Clients: c, Plan: plan, Options: o}).Run(ctx)
+		return (&release.Promote{Clients: c, Plan: plan, Options: o}).Run(ctx)
 	})
 }
 
@@ -157,7 +157,7 @@ func runRollback(ctx context.Context, r *runner, args []string) error {
 		return err
 	}
 	return r.execute(ctx, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
-		return (&release.Rollbacker{Clients: c, Plan: plan, Options: o}).Run(ctx)
+		return (&release.Rollback{Clients: c, Plan: plan, Options: o}).Run(ctx)
 	})
 }
 
@@ -182,7 +182,7 @@ func runStatus(ctx context.Context, r *runner, args []string) error {
 	}
 	// Staging and production live in different clusters: read each cluster's
 	// targets through its own connection.
-	st := &release.Status{}
+	st := &release.StatusReport{}
 	for _, group := range byCluster(wanted) {
 		names := make([]targets.Name, len(group))
 		for i, t := range group {
@@ -196,7 +196,7 @@ func runStatus(ctx context.Context, r *runner, args []string) error {
 		if err != nil {
 			return err
 		}
-		part, err := (&release.Statuser{Clients: clients, Plan: plan}).Run(ctx)
+		part, err := (&release.Status{Clients: clients, Plan: plan}).Run(ctx)
 		if err != nil {
 			return err
 		}
@@ -294,7 +294,7 @@ func runScale(ctx context.Context, r *runner, args []string) error {
 	if replicas < 0 {
 		return fmt.Errorf("%w: --replicas is required: pass the replica count to set", ErrUsage)
 	}
-	sc := release.Scaler{Clients: c, Target: t, Replicas: replicas, Force: force, Holder: r.holderOr(holder), Scale: ops.ScaleOptions{Wait: wait}}
+	sc := release.Scale{Clients: c, Target: t, Replicas: replicas, Force: force, Holder: r.holderOr(holder), Scale: ops.ScaleOptions{Wait: wait}}
 	res, err := sc.Run(ctx)
 	if err != nil {
 		return err

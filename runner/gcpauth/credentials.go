@@ -13,14 +13,6 @@ import (
 	"golang.org/x/oauth2/google"
 )
 
-// AcceptedCredentialTypes are the values of a credentials JSON's "type" field
-// that NewTokenSource accepts.
-var AcceptedCredentialTypes = []string{
-	string(google.ExternalAccount),
-	string(google.ServiceAccount),
-	string(google.AuthorizedUser),
-}
-
 // staticSource serves a token it cannot refresh. It has no expiry: the
 // token's real lifetime is unknown, and Google answers 401 once it lapses.
 func staticSource(token string) oauth2.TokenSource {
@@ -36,7 +28,6 @@ type credentialsFile struct {
 	Audience                       string `json:"audience"`
 	ClientEmail                    string `json:"client_email"`
 	PrivateKey                     string `json:"private_key"`
-	ClientID                       string `json:"client_id"`
 	ClientSecret                   string `json:"client_secret"`
 	RefreshToken                   string `json:"refresh_token"`
 	CredentialSource               *struct {
@@ -54,11 +45,12 @@ func jsonSource(ctx context.Context, c Config, red *redactor) (oauth2.TokenSourc
 		// json errors quote at most a character of the input.
 		return nil, fmt.Errorf("%s: it does not parse as JSON (%v): %w; pass the key or credentials file itself", what, err, ErrInvalidCredentials)
 	}
-	accepted := strings.Join(AcceptedCredentialTypes, ", ")
+	accepted := strings.Join(signInTypes(), ", ")
+	ct, known := credentialType(f.Type)
 	switch {
 	case f.Type == "":
 		return nil, fmt.Errorf("%s: field \"type\" is missing: %w; accepted types: %s", what, ErrInvalidCredentials, accepted)
-	case !slices.Contains(AcceptedCredentialTypes, f.Type):
+	case !known || !ct.SignIn:
 		shown := "an unsupported value"
 		if typePattern.MatchString(f.Type) {
 			shown = fmt.Sprintf("%q", f.Type)
@@ -89,18 +81,10 @@ func jsonSource(ctx context.Context, c Config, red *redactor) (oauth2.TokenSourc
 			problems = append(problems, fmt.Errorf("field \"credential_source.executable\": executable credential sources are not supported: %w; use the url or file form google-github-actions/auth writes, or pass the GitHub OIDC values", ErrInvalidCredentials))
 		}
 	}
-	required := map[string][]struct{ name, value string }{
-		string(google.ServiceAccount):  {{"client_email", f.ClientEmail}, {"private_key", f.PrivateKey}},
-		string(google.AuthorizedUser):  {{"client_id", f.ClientID}, {"client_secret", f.ClientSecret}, {"refresh_token", f.RefreshToken}},
-		string(google.ExternalAccount): {{"audience", f.Audience}},
-	}
-	for _, field := range required[f.Type] {
-		if field.value == "" {
-			problems = append(problems, fmt.Errorf("field %q is missing: %w", field.name, ErrInvalidCredentials))
-		}
-	}
-	if f.Type == string(google.ExternalAccount) && f.CredentialSource == nil {
-		problems = append(problems, fmt.Errorf("field \"credential_source\" is missing: %w", ErrInvalidCredentials))
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(c.CredentialsJSON, &fields) // an object: it parsed into f
+	for _, name := range ct.Missing(fields) {
+		problems = append(problems, fmt.Errorf("field %q is missing: %w", name, ErrInvalidCredentials))
 	}
 	if err := joinErrs(problems); err != nil {
 		return nil, fmt.Errorf("%s of type %s: %w; pass the file as Google tooling wrote it", what, f.Type, err)

@@ -150,6 +150,12 @@ func (s *source) ResetTokenOlderThan(t time.Time) {
 // NewTokenSource returns a caching, self-refreshing token source for the
 // credentials in c. The context carries values only: it may be cancelled
 // after NewTokenSource returns without breaking later refreshes.
+//
+// The source refreshes its token by itself before it expires (OIDC tokens
+// live about 5 minutes, federated tokens up to 10, impersonated tokens 1
+// hour) and serialises refreshes, so many concurrent callers cause one
+// exchange. Errors name the likely fix and never contain a token or
+// credential.
 func NewTokenSource(ctx context.Context, c Config) (oauth2.TokenSource, error) {
 	kinds := 0
 	if c.AccessToken != "" {

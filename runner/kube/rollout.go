@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -658,18 +659,19 @@ func poke(c chan struct{}) {
 // getDeployment gets the Deployment, retrying while it does not exist yet or
 // the API server is unreachable, until ctx ends.
 func getDeployment(ctx context.Context, client kubernetes.Interface, o RolloutOptions) (*appsv1.Deployment, error) {
-	for {
-		dep, err := client.AppsV1().Deployments(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
-		if err == nil {
-			return dep, nil
+	var (
+		dep  *appsv1.Deployment
+		last error
+	)
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		dep, last = client.AppsV1().Deployments(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		if last != nil && !apierrors.IsNotFound(last) {
+			o.Logger.Debug("get deployment, retrying", "deployment", o.Name, "error", last)
 		}
-		if !apierrors.IsNotFound(err) {
-			o.Logger.Debug("get deployment, retrying", "deployment", o.Name, "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("get deployment %s: %w", o.Name, err)
-		case <-time.After(500 * time.Millisecond):
-		}
+		return last == nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get deployment %s: %w", o.Name, last)
 	}
+	return dep, nil
 }

@@ -1,18 +1,6 @@
 // Package lock keeps two deploys of the same Helm release from running at
-// once. Today's setup has no lock: two pushes in a row run two helm upgrades
-// together, and an interrupted one leaves the release pending-upgrade.
-//
-// The lock is a coordination.k8s.io/v1 Lease named ringg-ci-lock-<release> in
-// the release namespace. Acquire creates it, or takes it over once it has
-// expired (renewTime + leaseDurationSeconds is in the past); every write
-// carries the resourceVersion it was decided on, so of two racers exactly one
-// wins. The winner renews the Lease every TTL/3 in a goroutine while the
-// rollout runs, and Release deletes it. A holder that dies simply stops
-// renewing: the next deploy takes the lock over once it expires.
-//
-// Expiry compares the Lease's renewTime, written with the holder's clock, to
-// the reader's clock, so clocks must agree to well within the TTL (CI runners
-// and workstations synchronise theirs; the default TTL is minutes).
+// once: a coordination.k8s.io/v1 Lease named ringg-ci-lock-<release> in the
+// release's namespace, renewed while the deploy runs (see Acquire).
 package lock
 
 import (
@@ -31,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	coordclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 )
 
 // DefaultTTL is how long a lock outlives its last renewal when Options.TTL
@@ -72,8 +62,9 @@ type Options struct {
 	// TTL is how long the lock lasts without renewal; zero means DefaultTTL.
 	// It is stored in whole seconds, at least one.
 	TTL time.Duration
-	// Clock tells the time; nil means time.Now.
-	Clock func() time.Time
+	// Clock tells the time and times the renewals; nil means the real clock
+	// (tests pass a fake one from k8s.io/utils/clock/testing).
+	Clock clock.Clock
 	// Logger receives takeovers, renewal failures and loss; nil discards.
 	Logger *slog.Logger
 }
@@ -112,7 +103,7 @@ type Held struct {
 	name      string
 	holder    string
 	ttl       time.Duration
-	clock     func() time.Time
+	clock     clock.Clock
 	log       *slog.Logger
 
 	mu      sync.Mutex
@@ -130,8 +121,19 @@ type Held struct {
 }
 
 // Acquire takes the lock for opts.Release, creating the Lease or taking over
-// an expired one, and starts renewing it. If another holder's lock has not
+// an expired one (renewTime + leaseDurationSeconds in the past), and starts
+// renewing it every TTL/3 until Release. If another holder's lock has not
 // expired, the error wraps ErrHeld (a *HeldError naming the holder).
+//
+// Every write carries the resourceVersion it was decided on, so of two
+// racers exactly one wins. A holder that dies simply stops renewing: the
+// next deploy takes the lock over once it expires. Without the lock, two
+// pushes in a row ran two helm upgrades together, and an interrupted one
+// left the release pending-upgrade.
+//
+// Expiry compares the Lease's renewTime, written with the holder's clock, to
+// the reader's clock, so clocks must agree to well within the TTL (CI
+// runners and workstations synchronise theirs; the default TTL is minutes).
 func Acquire(ctx context.Context, c kubernetes.Interface, opts Options) (*Held, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -140,7 +142,7 @@ func Acquire(ctx context.Context, c kubernetes.Interface, opts Options) (*Held, 
 		opts.TTL = DefaultTTL
 	}
 	if opts.Clock == nil {
-		opts.Clock = time.Now
+		opts.Clock = clock.RealClock{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -197,7 +199,7 @@ func (o Options) validate() error {
 // tryAcquire makes one attempt. It returns false without error when the
 // Lease changed under it (a racer); the caller looks again.
 func (h *Held) tryAcquire(ctx context.Context, release string) (bool, error) {
-	now := h.clock()
+	now := h.clock.Now()
 	// Usually nobody holds the lock: create first, read only on a conflict.
 	created, err := h.leases.Create(ctx, h.newLease(release, now), metav1.CreateOptions{FieldManager: ManagedBy})
 	switch {
@@ -224,12 +226,8 @@ func (h *Held) tryAcquire(ctx context.Context, release string) (bool, error) {
 	}
 	prev := holderOf(cur)
 	next := cur.DeepCopy()
-	transitions := int32(1)
-	if cur.Spec.LeaseTransitions != nil {
-		transitions = *cur.Spec.LeaseTransitions + 1
-	}
 	next.Spec = h.newLease(release, now).Spec
-	next.Spec.LeaseTransitions = &transitions
+	next.Spec.LeaseTransitions = ptr.To(ptr.Deref(cur.Spec.LeaseTransitions, 0) + 1)
 	if next.Labels == nil {
 		next.Labels = map[string]string{}
 	}
@@ -254,15 +252,9 @@ func (h *Held) tryAcquire(ctx context.Context, release string) (bool, error) {
 }
 
 // holderOf returns a Lease's holder, or "".
-func holderOf(l *coordv1.Lease) string {
-	if l.Spec.HolderIdentity == nil {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
-}
+func holderOf(l *coordv1.Lease) string { return ptr.Deref(l.Spec.HolderIdentity, "") }
 
 func (h *Held) newLease(release string, now time.Time) *coordv1.Lease {
-	holder := h.holder
 	secs := int32((h.ttl + time.Second - 1) / time.Second)
 	mt := metav1.NewMicroTime(now)
 	return &coordv1.Lease{
@@ -272,7 +264,7 @@ func (h *Held) newLease(release string, now time.Time) *coordv1.Lease {
 			Labels:    map[string]string{LabelManagedBy: ManagedBy, LabelRelease: release},
 		},
 		Spec: coordv1.LeaseSpec{
-			HolderIdentity:       &holder,
+			HolderIdentity:       ptr.To(h.holder),
 			LeaseDurationSeconds: &secs,
 			AcquireTime:          &mt,
 			RenewTime:            &mt,
@@ -292,7 +284,7 @@ func (h *Held) took(l *coordv1.Lease, now time.Time) {
 // A Lease without holder, renew time or duration is free.
 func heldBy(l *coordv1.Lease, namespace string, now time.Time) *HeldError {
 	s := l.Spec
-	if s.HolderIdentity == nil || *s.HolderIdentity == "" || s.LeaseDurationSeconds == nil {
+	if ptr.Deref(s.HolderIdentity, "") == "" || s.LeaseDurationSeconds == nil {
 		return nil
 	}
 	renewed := s.RenewTime
@@ -344,7 +336,7 @@ func (h *Held) Check() error {
 	if err := h.Err(); err != nil {
 		return err
 	}
-	if exp := h.expires(); !h.clock().Before(exp) {
+	if exp := h.expires(); !h.clock.Now().Before(exp) {
 		return fmt.Errorf("%w: lock %s in %s was not renewed since it expired at %s", ErrLost, h.name, h.namespace, exp.UTC().Format(time.RFC3339))
 	}
 	return nil
@@ -370,13 +362,13 @@ func (h *Held) expires() time.Time {
 func (h *Held) renewLoop(ctx context.Context) {
 	defer close(h.done)
 	interval := h.ttl / 3
-	t := time.NewTimer(interval)
+	t := h.clock.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-h.stop:
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		err := h.renew(ctx, interval)
 		switch {
@@ -385,7 +377,7 @@ func (h *Held) renewLoop(ctx context.Context) {
 		case errors.Is(err, ErrLost):
 			h.markLost(err)
 			return
-		case !h.clock().Before(h.expires()):
+		case !h.clock.Now().Before(h.expires()):
 			h.markLost(fmt.Errorf("%w: renewing lock %s in %s failed until it expired: %w", ErrLost, h.name, h.namespace, err))
 			return
 		default:
@@ -405,7 +397,7 @@ func (h *Held) renew(ctx context.Context, timeout time.Duration) error {
 		h.mu.Lock()
 		next := h.lease.DeepCopy()
 		h.mu.Unlock()
-		now := h.clock()
+		now := h.clock.Now()
 		mt := metav1.NewMicroTime(now)
 		next.Spec.RenewTime = &mt
 		updated, err := h.leases.Update(ctx, next, metav1.UpdateOptions{FieldManager: ManagedBy})

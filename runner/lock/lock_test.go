@@ -10,6 +10,8 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // The fake clientset checks neither resourceVersion preconditions nor
@@ -81,10 +83,10 @@ func TestAcquireRejectsBadOptions(t *testing.T) {
 func TestAcquireDecisions(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-	at := func(d time.Duration) func() time.Time { return func() time.Time { return t0.Add(d) } }
+	at := func(d time.Duration) clock.Clock { return clocktesting.NewFakeClock(t0.Add(d)) }
 	c := fake.NewClientset()
-	opts := func(holder string, clock func() time.Time) Options {
-		return Options{Namespace: "default", Release: "dv-pipecat-canary", Holder: holder, TTL: time.Minute, Clock: clock}
+	opts := func(holder string, clk clock.Clock) Options {
+		return Options{Namespace: "default", Release: "dv-pipecat-canary", Holder: holder, TTL: time.Minute, Clock: clk}
 	}
 
 	first, err := Acquire(ctx, c, opts("run 1", at(0)))

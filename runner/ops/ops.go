@@ -1,13 +1,6 @@
-// Package ops is what an operator does to a deployed target after a deploy,
-// through the Kubernetes API alone: check the health endpoint of each pod
-// (Health, through a port-forward), read recent logs (Logs) and scale by hand
-// (Scale). It takes the same rest.Config and clientset as the release engine,
-// so it needs no gcloud, kubectl or network path to the pods, and nothing
-// beyond the Role in deploy/rbac.
-//
-// A target's pods are those of its Helm release whose `version` label is the
-// target's track: the canary and stable releases share the app name label
-// but never the instance label.
+// Package ops is what an operator does to a deployed target, through the
+// Kubernetes API alone (no gcloud, kubectl or network path to the pods):
+// Health through a port-forward, Logs, and Scale by hand.
 package ops
 
 import (
@@ -42,7 +35,8 @@ const (
 var ErrNoPods = errors.New("no pods")
 
 // Selector selects the pods of t: its release's instance label and its
-// track's version label.
+// track's version label. The canary and stable releases share the app name
+// label but never the instance label.
 func Selector(t targets.Target) string {
 	return labels.SelectorFromSet(labels.Set{LabelInstance: t.Release, LabelTrack: t.Track}).String()
 }

@@ -10,9 +10,9 @@ import (
 	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
-// Deployer upgrades (or installs) a target's release as its plan says,
+// Deploy upgrades (or installs) a target's release as its plan says,
 // watches the rollout and rolls back when it fails.
-type Deployer struct {
+type Deploy struct {
 	Clients Clients
 	Plan    pipeline.DeployPlan
 	// Secrets is the bundle to apply before the upgrade; it must be set exactly
@@ -27,7 +27,7 @@ type Deployer struct {
 // recovers a record an interrupted run left pending, applies the new Secrets,
 // upgrades, waits for the rollout and, on failure, rolls back. Versioned
 // Secrets no kept revision references are pruned at the end.
-func (d *Deployer) Run(ctx context.Context) (*Result, error) {
+func (d *Deploy) Run(ctx context.Context) (*Result, error) {
 	c, err := d.Clients.withDefaults()
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func (d *Deployer) Run(ctx context.Context) (*Result, error) {
 }
 
 // job checks the plan against the bundle and loads the chart.
-func (d *Deployer) job(c Clients) (*job, error) {
+func (d *Deploy) job(c Clients) (*job, error) {
 	p := d.Plan
 	t := p.Target
 	what := fmt.Sprintf("deploy %s (release %s in %s)", t.Name, t.Release, t.Namespace)

@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	cliresource "k8s.io/cli-runtime/pkg/resource"
+	"k8s.io/utils/clock"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
@@ -118,7 +119,7 @@ func (o Options) step(name string) {
 	}
 }
 
-// spec is what a job installs: a chart, its values, and what the engine
+// spec is what a job installs: a chart, its values, and what the runner
 // needs to know of them.
 type spec struct {
 	chart  *helmchart.Chart
@@ -219,7 +220,7 @@ func (j *job) prepare(ctx context.Context) error {
 
 // takeLock acquires a release's lock; o's clock and logger come from c.
 func takeLock(ctx context.Context, c Clients, o lock.Options) (*lock.Held, func(), error) {
-	o.Clock, o.Logger = c.Now, c.Logger
+	o.Clock, o.Logger = readingClock{now: c.Now}, c.Logger
 	held, err := lock.Acquire(ctx, c.Kube, o)
 	if err != nil {
 		return nil, nil, err
@@ -239,6 +240,16 @@ func takeLock(ctx context.Context, c Clients, o lock.Options) (*lock.Held, func(
 	}
 	return held, unlock, nil
 }
+
+// readingClock tells the time with now, the clock the verbs read; its
+// timers (the lock's renewals) are real.
+type readingClock struct {
+	clock.RealClock
+	now func() time.Time
+}
+
+func (r readingClock) Now() time.Time                  { return r.now() }
+func (r readingClock) Since(t time.Time) time.Duration { return r.now().Sub(t) }
 
 // under is one run of a job with the lock held.
 type under struct {

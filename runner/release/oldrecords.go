@@ -23,11 +23,11 @@ import (
 // release's deployed revision is still one of them.
 var ErrNotTakenOver = errors.New("not taken over yet")
 
-// Takeoverer reports how far a release was taken over from the old
+// Takeover reports how far a release was taken over from the old
 // pipeline and, when the plan says so, deletes the revisions the old
 // pipeline wrote once ringg-ci's revision is the deployed one. Nothing is
 // deleted in a dry run (the default).
-type Takeoverer struct {
+type Takeover struct {
 	Clients Clients
 	Plan    pipeline.TakeoverPlan
 	Options Options
@@ -124,7 +124,7 @@ func (s *TakeoverState) String() string {
 
 // Run reads the release's history and, unless it is a dry run, deletes
 // the old pipeline's revisions under the release's lock.
-func (t *Takeoverer) Run(ctx context.Context) (*TakeoverState, error) {
+func (t *Takeover) Run(ctx context.Context) (*TakeoverState, error) {
 	c, err := t.Clients.withDefaults()
 	if err != nil {
 		return nil, err

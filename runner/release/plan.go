@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pmezard/go-difflib/difflib"
 	"helm.sh/helm/v3/pkg/action"
 	hrelease "helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
@@ -21,10 +22,10 @@ import (
 	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
-// Planner shows what a deploy would change, changing nothing: it renders the
+// Plan shows what a deploy would change, changing nothing: it renders the
 // release, submits every object to the API server as a dry-run apply, and
 // diffs the result against the live release's manifest.
-type Planner struct {
+type Plan struct {
 	Clients Clients
 	Plan    pipeline.DeployPlan
 	// Secrets is the bundle the deploy would apply, if any.
@@ -71,7 +72,7 @@ type PlanResult struct {
 	Timeout time.Duration    `json:"timeout"`
 	// Takeover is set when the live release was written by the old pipeline:
 	// what its first ringg-ci run drops, changes or refuses to change.
-	Takeover *Takeover `json:"takeover,omitempty"`
+	Takeover *TakeoverChanges `json:"takeover,omitempty"`
 }
 
 // MarshalJSON writes the timeout as text.
@@ -117,12 +118,12 @@ func (r PlanResult) String() string {
 
 // Run renders the release exactly as a deploy would, dry-runs it against the
 // cluster and returns the changes.
-func (p *Planner) Run(ctx context.Context) (*PlanResult, error) {
+func (p *Plan) Run(ctx context.Context) (*PlanResult, error) {
 	c, err := p.Clients.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	d := Deployer{Clients: c, Plan: p.Plan, Secrets: p.Secrets}
+	d := Deploy{Clients: c, Plan: p.Plan, Secrets: p.Secrets}
 	j, err := d.job(c)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
@@ -316,38 +317,29 @@ func diffManifests(live, planned string) []ObjectChange {
 // of more than six unchanged lines are folded.
 func lineDiff(before, after string) string {
 	x, y := splitLines(before), splitLines(after)
-	// Longest common subsequence; manifests are small.
-	lcs := make([][]int, len(x)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(y)+1)
-	}
-	for i := len(x) - 1; i >= 0; i-- {
-		for j := len(y) - 1; j >= 0; j-- {
-			if x[i] == y[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
 	type line struct {
 		op   byte
 		text string
 	}
 	var lines []line
-	i, j := 0, 0
-	for i < len(x) || j < len(y) {
-		switch {
-		case i < len(x) && j < len(y) && x[i] == y[j]:
-			lines = append(lines, line{' ', x[i]})
-			i++
-			j++
-		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
-			lines = append(lines, line{'-', x[i]})
-			i++
-		default:
-			lines = append(lines, line{'+', y[j]})
-			j++
+	add := func(op byte, texts []string) {
+		for _, t := range texts {
+			lines = append(lines, line{op, t})
+		}
+	}
+	// No junk heuristics: in a manifest, a line repeated often is no less a
+	// change than any other.
+	for _, c := range difflib.NewMatcherWithJunk(x, y, false, nil).GetOpCodes() {
+		switch c.Tag {
+		case 'e':
+			add(' ', x[c.I1:c.I2])
+		case 'd':
+			add('-', x[c.I1:c.I2])
+		case 'i':
+			add('+', y[c.J1:c.J2])
+		case 'r':
+			add('-', x[c.I1:c.I2])
+			add('+', y[c.J1:c.J2])
 		}
 	}
 	const context = 3

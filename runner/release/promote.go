@@ -9,6 +9,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	hrelease "helm.sh/helm/v3/pkg/release"
+	"k8s.io/utils/ptr"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
@@ -22,9 +23,9 @@ var ErrRefused = errors.New("promote refused")
 // soak.
 const DefaultSoakInterval = 5 * time.Second
 
-// Promoter upgrades stable to exactly the image digest and Secret names the
+// Promote upgrades stable to exactly the image digest and Secret names the
 // canary runs, once the canary passes the gate.
-type Promoter struct {
+type Promote struct {
 	Clients Clients
 	Plan    pipeline.PromotePlan
 	Options Options
@@ -63,7 +64,7 @@ type PromoteResult struct {
 // container restarts), then upgrades stable under its lock with its own
 // values files plus the canary's digest and Secret names; nothing from the
 // canary's values files reaches stable. A dry run shows the change instead.
-func (p *Promoter) Run(ctx context.Context) (*PromoteResult, error) {
+func (p *Promote) Run(ctx context.Context) (*PromoteResult, error) {
 	c, err := p.Clients.withDefaults()
 	if err != nil {
 		return nil, err
@@ -131,7 +132,7 @@ func refuse(format string, args ...any) error {
 // available, every pod Ready and on the one digest the release asks for,
 // which is the expected one if given, and no container restarts during the
 // soak.
-func (p *Promoter) gate(ctx context.Context, c Clients, cfg *action.Configuration, from targets.Target) (Canary, error) {
+func (p *Promote) gate(ctx context.Context, c Clients, cfg *action.Configuration, from targets.Target) (Canary, error) {
 	out := Canary{Release: from.Release, Soak: p.Plan.Soak}
 	look := func() (Canary, error) {
 		cur := out
@@ -165,10 +166,7 @@ func (p *Promoter) gate(ctx context.Context, c Clients, cfg *action.Configuratio
 			return cur, refuse("canary deployment of release %s not found in %s: deploy the canary again", from.Release, from.Namespace)
 		}
 		dep := w.deployment
-		desired := int32(1)
-		if dep.Spec.Replicas != nil {
-			desired = *dep.Spec.Replicas
-		}
+		desired := ptr.Deref(dep.Spec.Replicas, 1)
 		if ok, msg := availableCondition(dep); !ok {
 			return cur, refuse("canary deployment %s is not Available (%s): %d/%d pods ready", dep.Name, msg, dep.Status.ReadyReplicas, desired)
 		}

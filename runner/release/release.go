@@ -1,9 +1,7 @@
-// Package release executes the pipeline's plans against a cluster with the
-// Helm v3 SDK: deploy (upgrade or install, watch the rollout, roll back on
-// failure), promote (gate on the canary, then upgrade stable with its digest),
-// rollback, status and plan (render, server-side dry-run, diff). One struct
-// per verb with a Run method; every change happens under the release's lock,
-// after everything was validated and rendered.
+// Package release runs the runner's verbs against a cluster with the Helm v3
+// SDK, one struct per verb with a Run method, as Helm's pkg/action: Deploy,
+// Promote, Rollback, Status, Plan, Takeover and Scale. Every change happens
+// under the release's lock, after everything was validated and rendered.
 package release
 
 import (

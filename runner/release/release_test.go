@@ -2,6 +2,7 @@ package release
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ const (
 
 // TestRolloutOfRenderedChart checks the deadlines come from the chart as
 // each target renders it, and that the chart's own progressDeadlineSeconds
-// is the engine's wave budget (pipeline.Rollout.Wave), for the targets and
+// is the runner's wave budget (pipeline.Rollout.Wave), for the targets and
 // for values that change every number it is made of.
 func TestRolloutOfRenderedChart(t *testing.T) {
 	ch, err := chartpkg.Load(chartDir)
@@ -91,7 +92,7 @@ func TestRolloutOfRenderedChart(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := render(t, targets.Stable, tc.vals)
 			assert.Equal(t, r.rollout.Wave(), tc.want)
-			assert.Equal(t, r.rollout.ProgressDeadline, tc.want, "the chart's progressDeadlineSeconds is the engine's wave budget")
+			assert.Equal(t, r.rollout.ProgressDeadline, tc.want, "the chart's progressDeadlineSeconds is the runner's wave budget")
 		})
 	}
 }
@@ -262,6 +263,25 @@ func TestTransient(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, transient(tc.err), tc.want)
+		})
+	}
+}
+
+func TestLineDiff(t *testing.T) {
+	twenty := "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\nm\nn\no\np\nq\nr\ns\nt\n"
+	tests := []struct {
+		name, before, after, want string
+	}{
+		{name: "created", after: "a\nb\n", want: "+a\n+b\n"},
+		{name: "deleted", before: "a\nb\n", want: "-a\n-b\n"},
+		{name: "unchanged runs fold beyond three lines of context", before: twenty, after: strings.Replace(twenty, "j\n", "J\n", 1),
+			want: "@@ 6 unchanged lines @@\n g\n h\n i\n-j\n+J\n k\n l\n m\n@@ 7 unchanged lines @@\n"},
+		{name: "short runs stay", before: "a\nb\nc\n", after: "a\nx\nc\n", want: " a\n-b\n+x\n c\n"},
+		{name: "insert and delete", before: "a\nb\nc\n", after: "b\nc\nd\n", want: "-a\n b\n c\n+d\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, lineDiff(tc.before, tc.after), tc.want)
 		})
 	}
 }

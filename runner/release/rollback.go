@@ -16,18 +16,18 @@ import (
 	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
-// Rollbacker returns a target to a known good state: stable to its previous
+// Rollback returns a target to a known good state: stable to its previous
 // good (or a given) revision, the canary to the image and Secrets stable
 // runs. It works when the release is stuck pending after an interrupted run,
 // and a rollback whose rollout fails returns to where it started.
-type Rollbacker struct {
+type Rollback struct {
 	Clients Clients
 	Plan    pipeline.RollbackPlan
 	Options Options
 }
 
 // Run rolls back under the release's lock and watches the rollout.
-func (r *Rollbacker) Run(ctx context.Context) (*Result, error) {
+func (r *Rollback) Run(ctx context.Context) (*Result, error) {
 	c, err := r.Clients.withDefaults()
 	if err != nil {
 		return nil, err
@@ -67,7 +67,7 @@ func (r *Rollbacker) Run(ctx context.Context) (*Result, error) {
 
 // toPromoted makes j upgrade the canary with its own values files and the
 // digest and Secret names of the last good stable revision.
-func (r *Rollbacker) toPromoted(ctx context.Context, j *job, ch *helmchart.Chart) error {
+func (r *Rollback) toPromoted(ctx context.Context, j *job, ch *helmchart.Chart) error {
 	p := r.Plan
 	if p.Source == nil || ch == nil {
 		return errors.New("the plan names no source target or chart: build it with pipeline.NewRollback")
@@ -103,7 +103,7 @@ func (r *Rollbacker) toPromoted(ctx context.Context, j *job, ch *helmchart.Chart
 // fromOldPipeline resolves what a release the old pipeline deployed runs:
 // the one digest its pods run (their image IDs), and content-named copies of
 // the Secrets its Deployment reads.
-func (r *Rollbacker) fromOldPipeline(ctx context.Context, c Clients, src *hrelease.Release) (string, *secrets.Bundle, error) {
+func (r *Rollback) fromOldPipeline(ctx context.Context, c Clients, src *hrelease.Release) (string, *secrets.Bundle, error) {
 	p := r.Plan
 	w, err := observe(ctx, c.Kube, src)
 	if err != nil {
@@ -151,7 +151,7 @@ func liveSecretNames(spec *corev1.PodSpec) secrets.Names {
 // lock. A ringg-ci revision returns with its own chart and values; the old
 // pipeline's revision only through its takeover record (by digest, with
 // copies of its Secrets), never with its values.
-func (r *Rollbacker) toRevision(ctx context.Context, j *job, ch *helmchart.Chart) error {
+func (r *Rollback) toRevision(ctx context.Context, j *job, ch *helmchart.Chart) error {
 	p := r.Plan
 	t := p.Target
 	if ch != nil {

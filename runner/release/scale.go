@@ -7,6 +7,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ringg/ringg-ci/ci/targets"
@@ -17,8 +18,8 @@ import (
 // ErrScaleRefused means a manual scale was refused; nothing changed.
 var ErrScaleRefused = ops.ErrRefused
 
-// Scaler sets a target's replica count by hand, under the release's lock.
-type Scaler struct {
+// Scale sets a target's replica count by hand, under the release's lock.
+type Scale struct {
 	Clients  Clients
 	Target   targets.Target
 	Replicas int
@@ -34,7 +35,7 @@ type Scaler struct {
 // first), a count below the PodDisruptionBudget's floor, and a cut of more
 // than a quarter without Force; then scales with the lock held, so that no
 // deploy or rollback runs meanwhile.
-func (s *Scaler) Run(ctx context.Context) (ops.ScaleResult, error) {
+func (s *Scale) Run(ctx context.Context) (ops.ScaleResult, error) {
 	t := s.Target
 	what := fmt.Sprintf("scale %s (release %s in %s) to %d", t.Name, t.Release, t.Namespace, s.Replicas)
 	c, err := s.Clients.withDefaults()
@@ -71,10 +72,7 @@ func (s *Scaler) Run(ctx context.Context) (ops.ScaleResult, error) {
 	if err != nil {
 		return ops.ScaleResult{}, fmt.Errorf("%s: read deployment %s: %w", what, t.Release, err)
 	}
-	current := int32(1)
-	if live.Spec.Replicas != nil {
-		current = *live.Spec.Replicas
-	}
+	current := ptr.Deref(live.Spec.Replicas, 1)
 	var chartReplicas int32
 	if dep := manifestDeployment(rel.Manifest); dep != nil {
 		chartReplicas = int32(rolloutParams(dep).Replicas)

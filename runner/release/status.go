@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/utils/ptr"
+
 	"github.com/ringg/ringg-ci/ci/pipeline"
 	"github.com/ringg/ringg-ci/ci/targets"
 )
 
-// Statuser reads the state of targets that share a cluster.
-type Statuser struct {
+// Status reads the state of targets that share a cluster.
+type Status struct {
 	Clients Clients
 	Plan    pipeline.StatusPlan
 }
@@ -63,8 +65,8 @@ type Promotion struct {
 	SameDigest bool `json:"sameDigest"`
 }
 
-// Status is the state of the planned targets.
-type Status struct {
+// StatusReport is the state of the planned targets.
+type StatusReport struct {
 	// Clusters name the clusters read, in the order of Targets'.
 	Clusters   []string       `json:"clusters,omitempty"`
 	Targets    []TargetStatus `json:"targets"`
@@ -74,7 +76,7 @@ type Status struct {
 }
 
 // String renders the status for a person, one line per target.
-func (s Status) String() string {
+func (s StatusReport) String() string {
 	var b strings.Builder
 	for _, c := range s.Clusters {
 		fmt.Fprintf(&b, "cluster: %s\n", c)
@@ -133,12 +135,12 @@ func shortList(ds []string) string {
 }
 
 // Run reads every planned target. It changes nothing.
-func (s *Statuser) Run(ctx context.Context) (*Status, error) {
+func (s *Status) Run(ctx context.Context) (*StatusReport, error) {
 	c, err := s.Clients.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	out := &Status{}
+	out := &StatusReport{}
 	if c.Cluster != "" {
 		out.Clusters = []string{c.Cluster}
 	}
@@ -215,10 +217,7 @@ func targetStatus(ctx context.Context, c Clients, t targets.Target) (TargetStatu
 		}
 	}
 	if w.deployment != nil {
-		ts.Desired = 1
-		if w.deployment.Spec.Replicas != nil {
-			ts.Desired = *w.deployment.Spec.Replicas
-		}
+		ts.Desired = ptr.Deref(w.deployment.Spec.Replicas, 1)
 	}
 	return ts, nil
 }

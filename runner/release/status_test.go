@@ -14,7 +14,7 @@ import (
 )
 
 func TestStatusText(t *testing.T) {
-	s := Status{
+	s := StatusReport{
 		Targets: []TargetStatus{
 			{Target: targets.Canary, Release: "dv-pipecat-canary", Namespace: "default", Installed: true, Revision: 7, Status: "deployed", Digest: digestB, Running: []string{digestB}, Ready: 2, Desired: 2},
 			{Target: targets.Stable, Release: "dv-pipecat", Namespace: "default", Installed: true, Revision: 12, Status: "pending-upgrade", Digest: digestA, Running: []string{digestA, digestB}, Ready: 59, Desired: 60},

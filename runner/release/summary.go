@@ -83,7 +83,7 @@ func (p *PromoteResult) Summary() string {
 
 // Merge appends other's clusters, targets and promotions: the status of targets read
 // through different clusters.
-func (s *Status) Merge(other *Status) {
+func (s *StatusReport) Merge(other *StatusReport) {
 	s.Clusters = append(s.Clusters, other.Clusters...)
 	s.Targets = append(s.Targets, other.Targets...)
 	s.Promotions = append(s.Promotions, other.Promotions...)

@@ -46,11 +46,11 @@ func TestPromoteSummary(t *testing.T) {
 }
 
 func TestStatusJSONAndMerge(t *testing.T) {
-	prod := &Status{
+	prod := &StatusReport{
 		Targets:    []TargetStatus{{Target: targets.Canary, Installed: true, Digest: digestA}, {Target: targets.Stable, Installed: true, Digest: digestA}},
 		Promotions: []Promotion{{From: targets.Canary, To: targets.Stable, SameDigest: true}},
 	}
-	all := &Status{Targets: []TargetStatus{{Target: targets.Staging}}}
+	all := &StatusReport{Targets: []TargetStatus{{Target: targets.Staging}}}
 	all.Merge(prod)
 	assert.Equal(t, len(all.Targets), 3)
 	assert.Equal(t, all.Targets[2].Target, targets.Stable)

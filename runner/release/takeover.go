@@ -26,10 +26,10 @@ import (
 // targets...): the error names each one and the value to set.
 var ErrTakeoverRefused = errors.New("takeover refused")
 
-// Takeover is what the first ringg-ci run does to a release the old
+// TakeoverChanges is what the first ringg-ci run does to a release the old
 // pipeline wrote: what the old release holds that ringg-ci will not carry,
 // and what changes on the live objects.
-type Takeover struct {
+type TakeoverChanges struct {
 	// Revision is the old pipeline's record the run replaces.
 	Revision int    `json:"revision"`
 	Status   string `json:"status"`
@@ -186,9 +186,9 @@ func setIn(t targets.Target) string {
 
 // takeoverOf describes the takeover of the old record base, one of hist, by
 // a run that renders planned (manifest) from vals.
-func takeoverOf(ctx context.Context, c Clients, hist history, t targets.Target, base *hrelease.Release, ch *helmchart.Chart, vals map[string]any, planned string) (*Takeover, *redactor, error) {
+func takeoverOf(ctx context.Context, c Clients, hist history, t targets.Target, base *hrelease.Release, ch *helmchart.Chart, vals map[string]any, planned string) (*TakeoverChanges, *redactor, error) {
 	red := newRedactor(base.Config, ch.Schema, vals)
-	tk := &Takeover{Revision: base.Version, Status: string(base.Info.Status), Chart: chartOf(base), ImageTag: imageTagOf(base), SetIn: setIn(t)}
+	tk := &TakeoverChanges{Revision: base.Version, Status: string(base.Info.Status), Chart: chartOf(base), ImageTag: imageTagOf(base), SetIn: setIn(t)}
 	w, err := observe(ctx, c.Kube, base)
 	if err != nil {
 		return nil, red, err
@@ -666,7 +666,7 @@ func ingressHosts(m map[string]any) []string {
 }
 
 // String is the takeover section of a plan.
-func (tk *Takeover) String() string {
+func (tk *TakeoverChanges) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\ntakeover: revision %d (%s) was written by the old pipeline with chart %s", tk.Revision, tk.Status, tk.Chart)
 	if tk.ImageTag != "" {

@@ -249,7 +249,7 @@ func TestValueFates(t *testing.T) {
 }
 
 func TestTakeoverText(t *testing.T) {
-	tk := &Takeover{
+	tk := &TakeoverChanges{
 		Revision: 2, Status: "deployed", Chart: "dv-pipecat-0.1.0", ImageTag: "c0ffee", Running: digestA,
 		LiveSecrets:    []string{"dv-pipecat-app-secrets", "dv-pipecat-gcp-creds"},
 		PlannedSecrets: []string{"dv-pipecat-app-secrets-0123456789", "dv-pipecat-gcp-creds-0123456789"},

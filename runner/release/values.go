@@ -12,6 +12,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
@@ -41,7 +42,7 @@ func rolloutOf(m chart.Manifests) (rendered, error) {
 		return out, nil
 	}
 	if len(docs) > 1 {
-		return out, fmt.Errorf("the chart renders %d Deployments: the release engine watches one; render one per release", len(docs))
+		return out, fmt.Errorf("the chart renders %d Deployments: the runner watches one; render one per release", len(docs))
 	}
 	var dep appsv1.Deployment
 	if err := yaml.Unmarshal([]byte(docs[0].YAML), &dep); err != nil {
@@ -66,12 +67,7 @@ func rolloutParams(dep *appsv1.Deployment) pipeline.Rollout {
 		surge, unavail = intstr.FromInt32(0), intstr.FromString("100%")
 	}
 	if ru := dep.Spec.Strategy.RollingUpdate; ru != nil {
-		if ru.MaxSurge != nil {
-			surge = *ru.MaxSurge
-		}
-		if ru.MaxUnavailable != nil {
-			unavail = *ru.MaxUnavailable
-		}
+		surge, unavail = ptr.Deref(ru.MaxSurge, surge), ptr.Deref(ru.MaxUnavailable, unavail)
 	}
 	if v, err := intstr.GetScaledValueFromIntOrPercent(&surge, r.Replicas, true); err == nil {
 		r.MaxSurge = v

@@ -1,52 +1,7 @@
-// Package secrets turns the chatbot's two secret inputs into versioned,
-// immutable Kubernetes Secrets, so that a deploy never changes what an already
-// running release reads and a rollback brings back the Secrets it used.
-//
-// The two inputs:
-//
-//   - App secrets: a JSON object of environment variables, for example
-//     {"REDIS_URL": "redis://…", "PORT": 8765}. Each key becomes a data key
-//     of one Secret, which the chart loads with envFrom. The data is what the
-//     pipeline this one replaces stored (jq turned each entry into a
-//     kubectl --from-literal): strings as they are, numbers as jq 1.7 wrote
-//     them (8765 stays 8765, 4.2e1 becomes 42), booleans as true or false,
-//     the last value of a duplicate key. Keys must be what Kubernetes, and so
-//     kubectl, accepts in a Secret (letters, digits, '-', '_' and '.', 1 to
-//     253 bytes, not "." or ".." nor starting with ".."). Refused: other
-//     keys, nested objects, arrays and null (no environment variable can
-//     hold them), invalid UTF-8, trailing data and more than the Kubernetes
-//     Secret limit (1 MiB of keys and values). Accepted with a warning (see
-//     Bundle.Warnings): a key that is not a portable variable name
-//     (^[A-Za-z_][A-Za-z0-9_]*$), which Kubernetes 1.34 and later pass
-//     through envFrom but shells and some libraries cannot read; a duplicate
-//     key; an empty object, which gives an empty Secret; a number that jq 1.7
-//     wrote differently from its literal (4.2e1 as 42).
-//   - GCP credentials: a Google credentials JSON document, stored as given
-//     under the key creds.json. It must be a JSON object whose "type" is
-//     service_account, external_account, authorized_user or
-//     impersonated_service_account, with the fields that type needs.
-//
-// Either input may be absent (nil): that Secret is then not part of the
-// Bundle, and the caller keeps whatever the release used before. An input that
-// is present but empty (no bytes, or only white space) is an error, because an
-// unset CI secret expands to "" and must not silently deploy without secrets.
-//
-// Build reports every problem of both inputs at once. Problems and warnings
-// name the key or field and the position, never a value: encoding/json
-// messages that quote a character of the input are rewritten.
-//
-// Each Secret is named base + "-" + the first 10 hex characters of a SHA-256
-// over its kind and sorted resulting data (so {"PORT": 8765} and
-// {"PORT": "8765"} give the same name), is immutable, and carries the labels
-// app.kubernetes.io/managed-by=ringg-ci, app.kubernetes.io/name=dv-pipecat and
-// ringg-ci/secret=app-env|gcp-creds, so Prune can find the ones no release
-// uses any more. Prune never deletes unlabelled Secrets, Secrets a Pod or
-// Deployment in the namespace references, or, through PruneWith, Secrets
-// younger than a grace period, which the other track's deploy may be about to
-// use.
-//
-// Nothing in this package prints, logs or returns a secret
-// value: Bundle formats itself as names and key counts only.
+// Package secrets turns the chatbot's two secret inputs, its environment as
+// JSON and its Google credentials, into content-named, immutable Kubernetes
+// Secrets, and prunes the versions no release uses (docs/secret-inputs.md).
+// Nothing here prints, logs or returns a secret value.
 package secrets
 
 import (

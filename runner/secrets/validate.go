@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ringg/ringg-ci/runner/gcpauth"
 )
 
 // ErrInvalid marks every validation problem Build reports; check it with
@@ -31,15 +33,6 @@ const maxProblems = 50
 // most libraries can read. Other keys are allowed (see checkKey) but warned
 // about.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// credsTypes maps each recognised Google credentials type to the fields Google's
-// client libraries need for it.
-var credsTypes = map[string][]string{
-	"service_account":              {"client_email", "private_key"},
-	"external_account":             {"audience", "subject_token_type", "credential_source"},
-	"authorized_user":              {"client_id", "client_secret", "refresh_token"},
-	"impersonated_service_account": {"service_account_impersonation_url", "source_credentials"},
-}
 
 // Problem is one thing wrong with a secret input. It names the input and the
 // key or field, never a value.
@@ -200,19 +193,16 @@ func parseCreds(doc []byte) []error {
 		ps.key("type", "is not a string; it must be one of %s", strings.Join(credsTypeNames(), ", "))
 		return ps.errs()
 	}
-	required, ok := credsTypes[typ]
-	if !ok {
+	i := slices.IndexFunc(gcpauth.CredentialTypes(), func(c gcpauth.CredentialType) bool { return c.Name == typ })
+	if i < 0 {
 		// The value is not echoed: a mangled paste could put anything here.
 		ps.key("type", "is not a recognised credentials type; it must be one of %s", strings.Join(credsTypeNames(), ", "))
 		return ps.errs()
 	}
-	for _, f := range required {
-		v, ok := fields[f]
-		if !ok {
+	for _, f := range gcpauth.CredentialTypes()[i].Missing(fields) {
+		if _, ok := fields[f]; !ok {
 			ps.key(f, "is missing, and a %s credentials file needs it; download the file again", typ)
-			continue
-		}
-		if !nonEmpty(v) {
+		} else {
 			ps.key(f, "is empty or null, and a %s credentials file needs it; download the file again", typ)
 		}
 	}
@@ -259,17 +249,6 @@ func checkDocument(ps *problems, doc []byte) bool {
 		return false
 	}
 	return true
-}
-
-// nonEmpty reports whether a raw JSON value carries something: not null, not
-// "", not {} or [].
-func nonEmpty(v json.RawMessage) bool {
-	switch s := string(bytes.TrimSpace(v)); s {
-	case "null", `""`, "{}", "[]":
-		return false
-	default:
-		return true
-	}
 }
 
 // syntaxProblem describes a JSON syntax error by position. encoding/json's
@@ -367,10 +346,12 @@ func tokenKind(tok json.Token) string {
 	}
 }
 
+// credsTypeNames are the Google credentials types the app's Secret takes,
+// sorted.
 func credsTypeNames() []string {
-	names := make([]string, 0, len(credsTypes))
-	for n := range credsTypes {
-		names = append(names, n)
+	var names []string
+	for _, c := range gcpauth.CredentialTypes() {
+		names = append(names, c.Name)
 	}
 	slices.Sort(names)
 	return names

@@ -9,7 +9,7 @@ import (
 )
 
 // rssTools are the binaries the peak-RSS runs need, built into one
-// directory: deployonce (one deploy with the engine alone) and maxrss (a
+// directory: deployonce (one deploy with the runner alone) and maxrss (a
 // small wrapper that reads a child's true peak RSS).
 type rssTools struct {
 	dir string

@@ -20,14 +20,14 @@ type compiled struct {
 
 // compileResult is the cold build of what a cold Dagger engine compiles:
 // the module's face (ci/, with its committed generated code), paid on every
-// first load, and the ringg-ci runner (cmd/ringg-ci), paid once per engine
+// first load, and the ringg-ci runner (cmd/ringg-ci), paid once per Dagger engine
 // when no pinned runner image is there.
 type compileResult struct {
 	Face, Runner compiled
 }
 
 // coldCompile builds both from an empty build cache each (the module cache
-// stays warm: a CI engine keeps downloads in a cache volume, not compiled
+// stays warm: a CI's Dagger engine keeps downloads in a cache volume, not compiled
 // packages), and counts what they depend on.
 func coldCompile(ctx context.Context, root string, log func(string, ...any)) (compileResult, error) {
 	var res compileResult

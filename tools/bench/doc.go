@@ -92,7 +92,7 @@ func (r *results) rows() []row {
 		}
 		c.CLIDeploy.WaitReqs, c.CLIPromote.WaitReqs = c.CLIDeployWait.Reqs, c.CLIPromoteWait.Reqs
 		rows = append(rows,
-			api("Deploy API work, canary (2 replicas)", c.OursDeploy, c.CLIDeploy, "Deployer.Run minus the rollout watch vs `helm upgrade` without --wait; "),
+			api("Deploy API work, canary (2 replicas)", c.OursDeploy, c.CLIDeploy, "Deploy.Run minus the rollout watch vs `helm upgrade` without --wait; "),
 			api("Promote API work, stable (60 replicas)", c.OursPromote, c.CLIPromote, "ours includes the canary gate (release record, Deployment, pods; soak 0) that the CLI has no equivalent of; "),
 		)
 		wait := func(name string, ours, cli series, replicas int) row {
@@ -122,10 +122,10 @@ func (r *results) rows() []row {
 	if c := r.Cluster; c != nil {
 		rows = append(rows,
 			row{Name: "Plan all 3 targets in process", Ours: fmt.Sprintf("%s, %d req", medMin(c.Plan), medianInt(c.PlanReqs)), Target: "≤ " + ms(targetRender),
-				Met: yesNo(c.Plan.median() <= targetRender), Note: "release.Planner.Run per target: render, Helm server-side dry run, dry-run apply of every object, diff"},
+				Met: yesNo(c.Plan.median() <= targetRender), Note: "release.Plan.Run per target: render, Helm server-side dry run, dry-run apply of every object, diff"},
 			row{Name: "Peak RSS of a deploy, 2 replicas", Ours: mib(c.RSSOurs2.Bytes), CLI: mib(c.RSSCLI2.Bytes), Target: "≤ " + mib(targetRSS),
-				Met: yesNo(c.RSSOurs2.Bytes <= targetRSS), Note: fmt.Sprintf("one run each: ours is one Deployer.Run with its watch in tools/bench/deployonce, "+
-					"a binary that links only the engine; the CLI is `helm upgrade --wait`; both under tools/bench/maxrss, whose own peak (%s) is the most either number can owe it", mib(max(c.RSSOurs2.Floor, c.RSSCLI2.Floor)))},
+				Met: yesNo(c.RSSOurs2.Bytes <= targetRSS), Note: fmt.Sprintf("one run each: ours is one Deploy.Run with its watch in tools/bench/deployonce, "+
+					"a binary that links only the runner; the CLI is `helm upgrade --wait`; both under tools/bench/maxrss, whose own peak (%s) is the most either number can owe it", mib(max(c.RSSOurs2.Floor, c.RSSCLI2.Floor)))},
 			row{Name: "Peak RSS of a deploy, 60 replicas", Ours: mib(c.RSSOurs60.Bytes), CLI: mib(c.RSSCLI60.Bytes), Target: "≤ " + mib(targetRSS), Met: yesNo(c.RSSOurs60.Bytes <= targetRSS)},
 		)
 	}
@@ -134,7 +134,7 @@ func (r *results) rows() []row {
 			row{Name: "Cold compile of the module's face, ci/ (empty GOCACHE)", Ours: ms(cp.Face.Cold), Target: "≤ " + ms(targetCompile), Met: yesNo(cp.Face.Cold <= targetCompile),
 				Note: fmt.Sprintf("package main with its generated code, paid on every first load of the module; %d non-standard packages from %d modules, plus %d standard packages", cp.Face.Packages, cp.Face.Modules, cp.Face.Std)},
 			row{Name: "Cold compile of the runner, cmd/ringg-ci (empty GOCACHE)", Ours: ms(cp.Runner.Cold),
-				Note: fmt.Sprintf("the release engine, paid once per engine only when no pinned runner image is there; %d non-standard packages from %d modules, plus %d standard packages", cp.Runner.Packages, cp.Runner.Modules, cp.Runner.Std)},
+				Note: fmt.Sprintf("the runner, paid once per Dagger engine only when no pinned runner image is there; %d non-standard packages from %d modules, plus %d standard packages", cp.Runner.Packages, cp.Runner.Modules, cp.Runner.Std)},
 		)
 	}
 	return rows
@@ -156,7 +156,7 @@ func writeDoc(path string, r *results, rows []row) error {
 	}
 	b.WriteString(".\n\n")
 	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), %s memory, Linux %s, load average %s at the start (shared with other work)\n", m.CPUs, m.Model, m.Memory, m.Kernel, m.LoadAvg)
-	fmt.Fprintf(&b, "- Go %s; engine linked with helm.sh/helm/v3 %s, k8s.io/client-go %s\n", strings.TrimPrefix(m.Go, "go"), m.Deps["helm.sh/helm/v3"], m.Deps["k8s.io/client-go"])
+	fmt.Fprintf(&b, "- Go %s; runner linked with helm.sh/helm/v3 %s, k8s.io/client-go %s\n", strings.TrimPrefix(m.Go, "go"), m.Deps["helm.sh/helm/v3"], m.Deps["k8s.io/client-go"])
 	if c := r.Cluster; c != nil {
 		fmt.Fprintf(&b, "- helm CLI %s built from helm.sh/helm/v3/cmd/helm (tools/helmcli); test cluster kube-apiserver %s with fake nodes\n", r.HelmVersion, c.KubeVersion)
 	}

@@ -1,4 +1,4 @@
-// Command bench measures the release engine against the helm CLI on the real
+// Command bench measures the runner (runner/release) against the helm CLI on the real
 // test cluster (package testcluster) and prints a table:
 //
 //	go run ./tools/bench                      # cluster benchmarks, 5 rounds
@@ -10,10 +10,10 @@
 // tools/helmcli pins (cached), starts a test cluster, and puts a loopback TLS
 // proxy in front of its API server that both tools go through and that counts
 // their requests. Each round deploys the canary (2 replicas) and promotes to
-// stable (60 replicas) with the engine in this process, and does the same
+// stable (60 replicas) with the runner in this process, and does the same
 // upgrades with `helm upgrade` without and with --wait. Between steps it
 // waits for the rollout to settle, so no measurement overlaps another. Peak
-// RSS is read from one deploy in a child process that links only the engine
+// RSS is read from one deploy in a child process that links only the runner
 // (tools/bench/deployonce) and from one `helm upgrade --wait`, both under
 // tools/bench/maxrss. Every loop is bounded by -n; nothing here is a test
 // assertion.
@@ -21,9 +21,9 @@
 // -rollout promotes stable on a node pool that behaves like production's,
 // scaled down (-scale: one second of production lasts that long): full, so
 // no surge pod fits, every pod draining its whole 270 s grace period, pods
-// Ready at their first readiness probe. It compares the engine's promote
+// Ready at their first readiness probe. It compares the runner's promote
 // with the physical floor (waves × (drain + start + readiness)) and with
-// `helm upgrade --wait` given the engine's cap as --timeout, and shows what
+// `helm upgrade --wait` given the runner's cap as --timeout, and shows what
 // `helm upgrade --wait` (and --atomic) with helm's default timeout do.
 //
 // -write replaces the generated part of the file (between the bench markers)
@@ -295,7 +295,7 @@ func benchCluster(ctx context.Context, root, helmBin, chartDir string, rounds in
 	if err != nil {
 		return nil, err
 	}
-	eng := engine{config: px.restConfig(), chartDir: chartDir, ns: ns, now: time.Now}
+	local := runner{config: px.restConfig(), chartDir: chartDir, ns: ns, now: time.Now}
 	canary, _ := targets.Get(targets.Canary)
 	stable, _ := targets.Get(targets.Stable)
 	step := 0
@@ -311,13 +311,13 @@ func benchCluster(ctx context.Context, root, helmBin, chartDir string, rounds in
 	bn := bundle.Names()
 	names := pipeline.SecretNames{AppEnv: bn.AppEnv, GCPCreds: bn.GCPCreds}
 	d := next()
-	if _, err := eng.deployCanary(ctx, d, &bundle); err != nil {
+	if _, err := local.deployCanary(ctx, d, &bundle); err != nil {
 		return nil, err
 	}
 	if err := settle(ctx, client, ns, canary.Release, d, 2); err != nil {
 		return nil, err
 	}
-	if _, err := eng.promote(ctx); err != nil {
+	if _, err := local.promote(ctx); err != nil {
 		return nil, err
 	}
 	if err := settle(ctx, client, ns, stable.Release, d, 60); err != nil {
@@ -353,7 +353,7 @@ func benchCluster(ctx context.Context, root, helmBin, chartDir string, rounds in
 	logf("plan all targets in process, %d rounds", rounds)
 	for range rounds {
 		start := time.Now()
-		if err := eng.planAll(ctx, stagingNS, next()); err != nil {
+		if err := local.planAll(ctx, stagingNS, next()); err != nil {
 			return nil, err
 		}
 		end := time.Now()
@@ -407,7 +407,7 @@ func benchCluster(ctx context.Context, root, helmBin, chartDir string, rounds in
 	for i := range rounds {
 		logf("round %d/%d", i+1, rounds)
 		d := next()
-		p, err := eng.deployCanary(ctx, d, nil)
+		p, err := local.deployCanary(ctx, d, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -421,7 +421,7 @@ func benchCluster(ctx context.Context, root, helmBin, chartDir string, rounds in
 		if err := helm(&out.CLIDeployWait, canary, promoted, true, 2); err != nil {
 			return nil, err
 		}
-		if p, err = eng.promote(ctx); err != nil {
+		if p, err = local.promote(ctx); err != nil {
 			return nil, err
 		}
 		if err := ours(&out.OursPromote, p, stable.Release, promoted, 60); err != nil {

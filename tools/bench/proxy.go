@@ -147,7 +147,7 @@ func (p *proxy) requests(from, to time.Time) []request {
 }
 
 // restConfig reaches the cluster through the proxy, with client-go's
-// defaults otherwise (the engine sets its own rate limits).
+// defaults otherwise (the runner sets its own rate limits).
 func (p *proxy) restConfig() *rest.Config {
 	return &rest.Config{Host: p.URL, TLSClientConfig: rest.TLSClientConfig{CAData: p.CAPEM}}
 }

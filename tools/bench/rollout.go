@@ -61,7 +61,7 @@ type rolloutSeries struct {
 	AfterReady durations // return minus the last new pod Ready (negative: returned before)
 	ReadyAtEnd []int     // new pods Ready when the tool returned
 	Failed     int       // runs that failed or rolled back
-	// ReadyAtOld counts the new pods Ready when the old engine's deadline
+	// ReadyAtOld counts the new pods Ready when the runner's old deadline
 	// (13m30s of production after the upgrade) would have struck.
 	ReadyAtOld []int
 }
@@ -99,8 +99,8 @@ type rolloutBench struct {
 
 // run promotes stable (60 replicas) on a node pool that behaves like
 // production's, scaled down: full, every pod draining its whole grace
-// period. Each round: the engine's promote, then `helm upgrade --wait` with
-// the engine's own cap as --timeout; once, `helm upgrade --wait` and
+// period. Each round: the runner's promote, then `helm upgrade --wait` with
+// the runner's own cap as --timeout; once, `helm upgrade --wait` and
 // `--wait --atomic` with helm's default timeout, scaled.
 func (b rolloutBench) run(ctx context.Context) (*rolloutResults, error) {
 	helmBin, chartDir, rounds, scale, logf := b.HelmBin, b.ChartDir, b.Rounds, b.Scale, b.Log
@@ -148,7 +148,7 @@ func (b rolloutBench) run(ctx context.Context) (*rolloutResults, error) {
 	if err != nil {
 		return nil, err
 	}
-	eng := engine{config: cl.RESTConfig(), chartDir: chartDir, ns: ns, now: time.Now, scale: scale}
+	local := runner{config: cl.RESTConfig(), chartDir: chartDir, ns: ns, now: time.Now, scale: scale}
 	canary, _ := targets.Get(targets.Canary)
 	stable, _ := targets.Get(targets.Stable)
 	step := 0
@@ -172,10 +172,10 @@ func (b rolloutBench) run(ctx context.Context) (*rolloutResults, error) {
 	names := pipeline.SecretNames{AppEnv: bn.AppEnv, GCPCreds: bn.GCPCreds}
 	logf("first installs: canary (2 replicas) and stable (60 replicas)")
 	d := next()
-	if _, err := eng.deployCanary(ctx, d, &bundle); err != nil {
+	if _, err := local.deployCanary(ctx, d, &bundle); err != nil {
 		return nil, err
 	}
-	if _, err := eng.promote(ctx); err != nil {
+	if _, err := local.promote(ctx); err != nil {
 		return nil, err
 	}
 	if err := settleIn(stable.Release, d, 60); err != nil {
@@ -187,7 +187,7 @@ func (b rolloutBench) run(ctx context.Context) (*rolloutResults, error) {
 		if err := client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}, metav1.ListOptions{LabelSelector: "app=other"}); err != nil {
 			return fmt.Errorf("remove the other workload: %w", err)
 		}
-		if _, err := eng.deployCanary(ctx, d, nil); err != nil {
+		if _, err := local.deployCanary(ctx, d, nil); err != nil {
 			return err
 		}
 		if err := settleIn(canary.Release, d, 2); err != nil {
@@ -222,15 +222,15 @@ func (b rolloutBench) run(ctx context.Context) (*rolloutResults, error) {
 	}
 
 	for i := range rounds {
-		logf("round %d/%d: the engine's promote (%s of production, about %s here)", i+1, rounds, slowFloor, sc(slowFloor).Round(time.Second))
+		logf("round %d/%d: the runner's promote (%s of production, about %s here)", i+1, rounds, slowFloor, sc(slowFloor).Round(time.Second))
 		d := next()
 		if err := canaryOn(d); err != nil {
 			return nil, err
 		}
-		p, err := eng.promote(ctx)
+		p, err := local.promote(ctx)
 		if err != nil {
 			out.Ours.Failed++
-			logf("the engine's promote failed: %v", err)
+			logf("the runner's promote failed: %v", err)
 		}
 		if err := settleIn(stable.Release, d, 60); err != nil {
 			return nil, err
@@ -238,7 +238,7 @@ func (b rolloutBench) run(ctx context.Context) (*rolloutResults, error) {
 		record(&out.Ours, d, p.Start, p.Upgraded, p.End)
 		logf("ours: %s (floor %s), %d/60 new pods Ready at its return", ms(out.Ours.Wall[i]), ms(sc(slowFloor)), out.Ours.ReadyAtEnd[i])
 
-		logf("round %d/%d: helm upgrade --wait --timeout %s (the engine's cap, scaled)", i+1, rounds, out.Cap)
+		logf("round %d/%d: helm upgrade --wait --timeout %s (the runner's cap, scaled)", i+1, rounds, out.Cap)
 		d = next()
 		r, err := helmUp(stable, d, sc(out.Cap), false)
 		if err != nil {
@@ -382,7 +382,7 @@ func (r *rolloutResults) rows() []row {
 			Target: "ours ≤ floor + 1 %", Met: yesNo(oursOver <= 1),
 			Note: fmt.Sprintf("floor = %d waves × (drain %s + start %s + first readiness probe %s) = %s of production, %s here at 1 s = %s; "+
 				"the cluster itself (upgrade applied to last new pod Ready) took %s (median); ours returned %s after the last new pod Ready with %d/60 Ready; "+
-				"helm --wait (--timeout %s, the engine's cap) returned %s after it with %d/60 Ready: helm waits for replicas − maxUnavailable new pods only",
+				"helm --wait (--timeout %s, the runner's cap) returned %s after it with %d/60 Ready: helm waits for replicas − maxUnavailable new pods only",
 				slowWaves, slowGrace, slowStart, slowProbe, slowFloor, ms(floor), r.Scale, ms(r.Ours.Cluster.median()),
 				ms(r.Ours.AfterReady.median()), medianInt(r.Ours.ReadyAtEnd), r.Cap, ms(r.HelmWait.AfterReady.median()), medianInt(r.HelmWait.ReadyAtEnd)),
 		},
@@ -391,9 +391,9 @@ func (r *rolloutResults) rows() []row {
 			CLI: fmt.Sprintf("%d of %d", r.HelmWait.Failed, len(r.HelmWait.Wall)), Target: "ours 0", Met: yesNo(r.Ours.Failed == 0),
 		},
 		{
-			Name: "Old engine deadline (13m30s) on the same rollout",
+			Name: "Old runner deadline (13m30s) on the same rollout",
 			Ours: fmt.Sprintf("would have failed with %d/60 new pods Ready, then rolled back", medianInt(r.Ours.ReadyAtOld)),
-			Note: "what the engine's former RolloutTimeout (4 waves × 2 min + 60 s + 270 s, terminating pods assumed to free their room at once) would have done to this healthy rollout: new pods Ready at that moment, read from the same runs",
+			Note: "what the runner's former RolloutTimeout (4 waves × 2 min + 60 s + 270 s, terminating pods assumed to free their room at once) would have done to this healthy rollout: new pods Ready at that moment, read from the same runs",
 		},
 		{
 			Name: "helm upgrade --wait, default --timeout 5m0s",

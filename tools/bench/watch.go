@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 )
 
 // podClock watches a namespace's pods directly (not through the proxy) and
@@ -75,10 +76,7 @@ func (pc *podClock) seeDeployment(o any) {
 	if !ok {
 		return
 	}
-	desired := int32(1)
-	if dep.Spec.Replicas != nil {
-		desired = *dep.Spec.Replicas
-	}
+	desired := ptr.Deref(dep.Spec.Replicas, 1)
 	s := dep.Status
 	done := s.ObservedGeneration >= dep.Generation && s.UpdatedReplicas == desired && s.Replicas == desired && s.AvailableReplicas >= desired
 	at := pc.now()

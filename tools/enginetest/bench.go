@@ -138,7 +138,7 @@ func (e *env) benchRound(ctx context.Context, o options, r benchRound, dir strin
 		return nil, err
 	}
 	image := o.registry + "/enginetest/bench-dv-pipecat"
-	conn := []string{"--kubeconfig", "file://" + e.kubeconfig, "--cluster", "tcp://localhost:" + e.port, "--image", image, "--namespace", ns}
+	conn := []string{"--kubeconfig", "file://" + e.kubeconfig, "--cluster", "tcp://localhost:" + e.port, "--image-repository", image, "--namespace", ns}
 	secrets := []string{"--secrets-json", "file://" + e.secrets, "--creds-json", "file://" + e.creds}
 	tag := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 

@@ -22,14 +22,14 @@ type loadCase struct {
 	prepare func(e *env, dir string) (string, error)
 }
 
-// beforeSplit is the last commit whose module held the release engine in
+// beforeSplit is the last commit whose module held the runner's code in
 // package main (Helm SDK, client-go, Google auth).
 const beforeSplit = "3c60f5b"
 
 var loadCases = []loadCase{
 	{name: "only the Dagger SDK (the floor)", prepare: writeFloorModule},
 	{name: "this module", prepare: func(e *env, _ string) (string, error) { return e.dir, nil }},
-	{name: "before: release engine in the module (" + beforeSplit + ", `json` renamed so it loads)", prepare: writeModuleBeforeSplit},
+	{name: "before: the runner's code in the module (" + beforeSplit + ", `json` renamed so it loads)", prepare: writeModuleBeforeSplit},
 }
 
 // loads measures `dagger functions` of each case on an emptied engine,

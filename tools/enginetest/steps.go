@@ -224,7 +224,7 @@ var functions = []string{"build", "deploy", "health", "lint-chart", "logs", "pla
 // real life.
 func (e *env) steps(o options, ns string) []step {
 	image := o.registry + "/enginetest/dv-pipecat"
-	tunnel := []string{"--kubeconfig", "file://" + e.kubeconfig, "--cluster", "tcp://localhost:" + e.port, "--image", image}
+	tunnel := []string{"--kubeconfig", "file://" + e.kubeconfig, "--cluster", "tcp://localhost:" + e.port, "--image-repository", image}
 	call := func(source, namespace string, args ...string) []string {
 		c := []string{"call"}
 		if source != "" {

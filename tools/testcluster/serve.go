@@ -6,14 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -137,17 +135,13 @@ func run(o serveOptions, stdout, stderr io.Writer) error {
 		return err
 	}
 	api := o.apiServer(st)
-	p := controlplane.PKI{Dir: filepath.Join(o.dataDir, "pki")}
-	if err := p.Ensure(controlplane.KeySource{Seed: []byte(o.pkiSeed)}, api.SANs()); err != nil {
-		return fmt.Errorf("prepare certificates: %w", err)
-	}
-	server := api.ClientURL()
-	kubeconfig := filepath.Join(o.dataDir, "kubeconfig")
-	if err := p.WriteKubeconfig(kubeconfig, server, controlplane.AdminUser); err != nil {
+	layout := controlplane.Layout{DataDir: o.dataDir}
+	p, err := layout.Prepare(api, []byte(o.pkiSeed))
+	if err != nil {
 		return err
 	}
-	cmKubeconfig := filepath.Join(o.dataDir, "controller-manager.kubeconfig")
-	if err := p.WriteKubeconfig(cmKubeconfig, server, controlplane.ControllerManagerUser); err != nil {
+	kubeconfig := filepath.Join(o.dataDir, "kubeconfig")
+	if err := p.WriteKubeconfig(kubeconfig, api.ClientURL(), controlplane.AdminUser); err != nil {
 		return err
 	}
 
@@ -164,7 +158,7 @@ func run(o serveOptions, stdout, stderr io.Writer) error {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), o.readyTimeout)
 	defer cancel()
-	if err := waitReady(ctx, server, p, lifecycle{apiDone: apiDone, stop: stop}); err != nil {
+	if err := api.WaitReady(ctx, p, startAborted(apiDone, stop)); err != nil {
 		shutdownAPIServer(apiDone, o.shutdownGrace)
 		closeEtcd(etcd, o.shutdownGrace)
 		return err
@@ -174,7 +168,7 @@ func run(o serveOptions, stdout, stderr io.Writer) error {
 	var childStdin io.WriteCloser
 	childDone := make(chan error, 1)
 	if o.controllerMgr {
-		child, childStdin, err = startControllerManager(append(controlplane.ControllerManagerFlags(cmKubeconfig, p, o.verbosity), o.cmArgs...), stderr)
+		child, childStdin, err = startControllerManager(append(controlplane.ControllerManagerFlags(layout.ControllerManagerKubeconfig(), p, o.verbosity), o.cmArgs...), stderr)
 		if err != nil {
 			shutdownAPIServer(apiDone, o.shutdownGrace)
 			closeEtcd(etcd, o.shutdownGrace)
@@ -239,48 +233,18 @@ func startEtcd(dataDir string, st state) (*embed.Etcd, error) {
 	}
 }
 
-// lifecycle carries the events that end a wait early.
-type lifecycle struct {
-	apiDone chan error    // the API server returned
-	stop    <-chan string // a signal or stdin EOF, and which
-}
-
-// waitReady polls /readyz as the admin until it answers ok.
-func waitReady(ctx context.Context, server string, p controlplane.PKI, l lifecycle) error {
-	tlsConfig, err := p.ClientTLS(controlplane.AdminUser)
-	if err != nil {
-		return err
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}, Timeout: 5 * time.Second}
-	defer client.CloseIdleConnections()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	last := "no answer yet"
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+"/readyz", nil)
-		if err != nil {
-			return fmt.Errorf("wait for the API server: %w", err)
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-		} else if ctx.Err() == nil || last == "no answer yet" { // not one our deadline cut short
-			last = err.Error()
-		}
+// startAborted says why a start ends before the API server is ready: it
+// stopped, or a signal or stdin EOF came (and which).
+func startAborted(apiDone chan error, stop <-chan string) func() error {
+	return func() error {
 		select {
-		case err := <-l.apiDone:
-			l.apiDone <- err
+		case err := <-apiDone:
+			apiDone <- err
 			return fmt.Errorf("kube-apiserver stopped before it was ready: %v; see the log above", err)
-		case why := <-l.stop:
+		case why := <-stop:
 			return fmt.Errorf("stopped before the API server was ready: %s", why)
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s/readyz: %w (last answer: %s); see the log above", server, ctx.Err(), last)
-		case <-tick.C:
+		default:
+			return nil
 		}
 	}
 }

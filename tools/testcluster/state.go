@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+
+	"github.com/ringg/ringg-ci/tools/testcluster/controlplane"
 )
 
 // state is what a restart with the same data directory must reuse so that
@@ -47,7 +47,7 @@ func loadState(dataDir, bindAddress string, port int) (state, error) {
 		if *p.port != 0 {
 			continue
 		}
-		free, err := freePort(p.host)
+		free, err := controlplane.FreePort(p.host)
 		if err != nil {
 			return s, err
 		}
@@ -61,17 +61,4 @@ func loadState(dataDir, bindAddress string, port int) (state, error) {
 		return s, fmt.Errorf("write cluster state: %w", err)
 	}
 	return s, nil
-}
-
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("find a free port on %s: %w", host, err)
-	}
-	defer l.Close()
-	_, port, err := net.SplitHostPort(l.Addr().String())
-	if err != nil {
-		return 0, fmt.Errorf("find a free port on %s: %w", host, err)
-	}
-	return strconv.Atoi(port)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 
 	"github.com/ringg/ringg-ci/examples/chatbot/server"
 )
@@ -178,14 +179,15 @@ func (h *harness) waitExit(t *testing.T) error {
 	}
 }
 
+// waitFor polls cond every 10 ms for up to waitLimit.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(waitLimit); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		if cond() {
-			return
+			return poll.Success()
 		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+		return poll.Continue("waiting for %s", what)
+	}, poll.WithTimeout(waitLimit), poll.WithDelay(10*time.Millisecond))
 }
 
 func echo(t *testing.T, conn *websocket.Conn, text string) server.EchoReply {

@@ -1,6 +1,7 @@
-// Command deployonce runs one deploy with the release engine and exits. The
+// Command deployonce runs one deploy with the runner and exits. The
 // bench command builds it and runs it as a child process to read the peak
-// RSS of a deploy: it links only the engine, so the number is the engine's,
+// RSS of a deploy: it links only the runner's release package, so the number
+// is the runner's,
 // not the benchmark's.
 //
 //	deployonce -kubeconfig k -namespace ns -chart deploy/chart -target canary -digest sha256:...
@@ -53,7 +54,7 @@ func run(kubeconfig, ns, chartDir, target, digest string) error {
 	if err != nil {
 		return err
 	}
-	d := release.Deployer{Clients: release.Clients{Config: cfg}, Plan: plan}
+	d := release.Deploy{Clients: release.Clients{Config: cfg}, Plan: plan}
 	_, err = d.Run(context.Background())
 	return err
 }

@@ -1,12 +1,6 @@
 // Package controlplane is what a throwaway Kubernetes control plane needs
-// besides its binaries: the PKI (CA, serving and client certificates, service
-// account keys, optionally derived from a seed), kubeconfigs for its clients
-// and the flags kube-apiserver and kube-controller-manager run with.
-//
-// It is its own module with no dependency beyond the standard library, so
-// both the testcluster helper (tools/testcluster, which links Kubernetes
-// itself) and the sandbox's launcher (cmd/sandbox-cluster in the root module,
-// which runs the official binaries) share one definition of the cluster.
+// besides its binaries (PKI, kubeconfigs, flags, layout, ports, the /readyz
+// wait): one stdlib-only module that tools/testcluster and cmd/sandbox-cluster share.
 package controlplane
 
 import (

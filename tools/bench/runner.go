@@ -16,12 +16,12 @@ import (
 	"github.com/ringg/ringg-ci/tools/bench/internal/plans"
 )
 
-// upgradedMessage is the engine's Info line logged right after Helm's
+// upgradedMessage is the runner's Info line logged right after Helm's
 // upgrade returned, before the rollout watch starts. The benchmark splits a
 // run there: everything before it and after the watch is API work.
 const upgradedMessage = "upgraded, watching rollout"
 
-// phases are the times one engine run passed its milestones.
+// phases are the times one run of the runner passed its milestones.
 type phases struct {
 	Start, Upgraded, WatchEnd, End time.Time
 }
@@ -32,10 +32,10 @@ func (p phases) api() time.Duration { return p.Upgraded.Sub(p.Start) + p.End.Sub
 // complete says whether every milestone was seen.
 func (p phases) complete() error {
 	if p.Upgraded.IsZero() {
-		return fmt.Errorf("the engine never logged %q: the benchmark splits runs on that line; update upgradedMessage", upgradedMessage)
+		return fmt.Errorf("the runner never logged %q: the benchmark splits runs on that line; update upgradedMessage", upgradedMessage)
 	}
 	if p.WatchEnd.IsZero() {
-		return fmt.Errorf("the engine never reported the end of the rollout through Options.Progress")
+		return fmt.Errorf("the runner never reported the end of the rollout through Options.Progress")
 	}
 	return nil
 }
@@ -76,8 +76,9 @@ func (r *phaseRecorder) phases() phases {
 	return r.p
 }
 
-// engine runs the pipeline's release engine in this process.
-type engine struct {
+// runner runs the runner's verbs (runner/release) in this process: what
+// the tables call ours.
+type runner struct {
 	config   *rest.Config
 	chartDir string
 	ns       string
@@ -86,20 +87,20 @@ type engine struct {
 	scale time.Duration
 }
 
-// options are the engine's options for one run recorded by rec.
-func (e engine) options(rec *phaseRecorder) release.Options {
+// options are the runner's options for one run recorded by rec.
+func (e runner) options(rec *phaseRecorder) release.Options {
 	o := rec.options()
 	o.TimeScale = e.scale
 	return o
 }
 
-func (e engine) clients(rec *phaseRecorder) release.Clients {
+func (e runner) clients(rec *phaseRecorder) release.Clients {
 	return release.Clients{Config: e.config, Logger: slog.New(rec), Now: e.now}
 }
 
 // deployCanary deploys digest to the canary as a push to dv-main does;
 // bundle is applied when not nil (the first install).
-func (e engine) deployCanary(ctx context.Context, digest string, bundle *secrets.Bundle) (phases, error) {
+func (e runner) deployCanary(ctx context.Context, digest string, bundle *secrets.Bundle) (phases, error) {
 	var names *pipeline.SecretNames
 	if bundle != nil {
 		n := bundle.Names()
@@ -110,7 +111,7 @@ func (e engine) deployCanary(ctx context.Context, digest string, bundle *secrets
 		return phases{}, err
 	}
 	rec := &phaseRecorder{now: e.now}
-	d := release.Deployer{Clients: e.clients(rec), Plan: plan, Secrets: bundle, Options: e.options(rec)}
+	d := release.Deploy{Clients: e.clients(rec), Plan: plan, Secrets: bundle, Options: e.options(rec)}
 	start := e.now()
 	_, err = d.Run(ctx)
 	p := rec.phases()
@@ -123,7 +124,7 @@ func (e engine) deployCanary(ctx context.Context, digest string, bundle *secrets
 
 // promote promotes the canary to stable without a soak: the soak is a
 // deliberate wait, not work.
-func (e engine) promote(ctx context.Context) (phases, error) {
+func (e runner) promote(ctx context.Context) (phases, error) {
 	plan, err := pipeline.NewPromote(pipeline.PromoteInput{Overrides: targets.Overrides{Namespace: e.ns}, ChartDir: e.chartDir,
 		Soak: time.Millisecond, Timeout: plans.Timeout, Holder: plans.Holder})
 	if err != nil {
@@ -131,7 +132,7 @@ func (e engine) promote(ctx context.Context) (phases, error) {
 	}
 	plan.Soak = 0
 	rec := &phaseRecorder{now: e.now}
-	pr := release.Promoter{Clients: e.clients(rec), Plan: plan, Options: e.options(rec)}
+	pr := release.Promote{Clients: e.clients(rec), Plan: plan, Options: e.options(rec)}
 	start := e.now()
 	_, err = pr.Run(ctx)
 	p := rec.phases()
@@ -142,9 +143,9 @@ func (e engine) promote(ctx context.Context) (phases, error) {
 	return p, p.complete()
 }
 
-// planAll runs the Planner (render, server-side dry run, diff) for every
+// planAll runs release.Plan (render, server-side dry run, diff) for every
 // target; staging gets its own namespace, as it has its own cluster.
-func (e engine) planAll(ctx context.Context, stagingNS, digest string) error {
+func (e runner) planAll(ctx context.Context, stagingNS, digest string) error {
 	for _, t := range targets.All() {
 		ns := e.ns
 		if t.Name == targets.Staging {
@@ -161,7 +162,7 @@ func (e engine) planAll(ctx context.Context, stagingNS, digest string) error {
 		if err != nil {
 			return err
 		}
-		p := release.Planner{Clients: release.Clients{Config: e.config, Now: e.now}, Plan: plan}
+		p := release.Plan{Clients: release.Clients{Config: e.config, Now: e.now}, Plan: plan}
 		if _, err := p.Run(ctx); err != nil {
 			return fmt.Errorf("plan %s: %w", t.Name, err)
 		}
