@@ -74,6 +74,8 @@ type RolloutOptions struct {
 	// PullErrorGrace makes an image pull error that lasts this long a certain
 	// failure; zero means DefaultPullErrorGrace.
 	PullErrorGrace time.Duration
+	// Explain bounds the explanation of a failed rollout (see Explain).
+	Explain ExplainOptions
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -167,17 +169,28 @@ type RolloutError struct {
 	Namespace, Deployment string
 	Progress              RolloutProgress
 	Problems              []PodProblem
-	// Cause is ErrRolloutTimeout, ErrRolloutFailed or the context's error.
+	// Cause is ErrRolloutTimeout, ErrRolloutStalled, ErrRolloutFailed or
+	// the context's error.
 	Cause  error
 	Detail string
+	// Explanation groups the failing pods by cause and, unless the watch
+	// was stopped from outside, gives each group's events and logs.
+	Explanation *Explanation
 }
 
-// Error names the Deployment, the cause, the counts and every pod problem.
+// Error names the Deployment, the cause, the counts and, in one clause per
+// group, why the pods fail.
 func (e *RolloutError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "deployment %s in %s: %v after %s with %s", e.Deployment, e.Namespace, e.Cause, e.Progress.Elapsed.Round(time.Second), e.Progress)
 	if e.Detail != "" {
 		b.WriteString(": " + e.Detail)
+	}
+	if e.Explanation != nil {
+		for _, l := range e.Explanation.Lines() {
+			b.WriteString("; " + l)
+		}
+		return b.String()
 	}
 	for _, p := range e.Problems {
 		b.WriteString("; " + p.String())
@@ -292,6 +305,8 @@ type rolloutState struct {
 	progress RolloutProgress
 	done     bool
 	problems []PodProblem
+	// pods are the new pods not being deleted.
+	pods []*corev1.Pod
 	// marks counts what only moves one way in a healthy rollout; nil until
 	// the new revision is known.
 	marks *marks
@@ -365,6 +380,7 @@ func evaluate(dep *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.P
 	}
 	st.progress.Pending, st.progress.PendingReason = pending(newPods)
 	st.problems = DiagnosePods(newPods)
+	st.pods = newPods
 	st.done = observed &&
 		dep.Status.UpdatedReplicas == desired &&
 		dep.Status.Replicas == desired &&
@@ -542,9 +558,39 @@ func (o RolloutOptions) lookEvery(b Budget) time.Duration {
 	return max(d, 10*time.Millisecond)
 }
 
-// failure is the error of a failed verdict.
+// failure is the error of a failed verdict, its pods grouped by cause and,
+// when the rollout failed by itself (not stopped from outside), explained:
+// their events and logs read while they still exist, before any rollback.
 func (o RolloutOptions) failure(ctx context.Context, client kubernetes.Interface, v verdict) error {
-	return &RolloutError{Namespace: o.Namespace, Deployment: o.Name, Progress: v.state.progress, Problems: v.state.problems, Cause: v.cause, Detail: v.detail}
+	e := &RolloutError{Namespace: o.Namespace, Deployment: o.Name, Progress: v.state.progress, Problems: v.state.problems, Cause: v.cause, Detail: v.detail}
+	if len(v.state.problems) == 0 {
+		return e
+	}
+	ours := errors.Is(v.cause, ErrRolloutTimeout) || errors.Is(v.cause, ErrRolloutStalled) || errors.Is(v.cause, ErrRolloutFailed)
+	var ex Explanation
+	if ours && !o.Explain.Off {
+		ex = Explain(context.WithoutCancel(ctx), client, v.state.pods, o.Explain)
+	} else {
+		ex = outline(v.state.pods, o.Explain.withDefaults().MaxGroups)
+	}
+	e.Explanation = &ex
+	for _, l := range ex.Lines() {
+		o.Logger.Warn("rollout failing", "deployment", o.Name, "pods", l)
+	}
+	return e
+}
+
+// outline groups the pods without reading anything more.
+func outline(pods []*corev1.Pod, maxGroups int) Explanation {
+	var ex Explanation
+	for i, g := range GroupPods(pods) {
+		if i >= maxGroups {
+			ex.More += len(g.Pods)
+			continue
+		}
+		ex.Groups = append(ex.Groups, g)
+	}
+	return ex
 }
 
 // observation is one look at the watch's caches: the Deployment (the last
