@@ -96,7 +96,9 @@ func TestGroupPods(t *testing.T) {
 }
 
 func TestRefineCause(t *testing.T) {
-	ev := func(reason, msg string) PodEvent { return PodEvent{Type: "Warning", Reason: reason, Message: msg, From: "kubelet"} }
+	ev := func(reason, msg string) PodEvent {
+		return PodEvent{Type: "Warning", Reason: reason, Message: msg, From: "kubelet"}
+	}
 	tests := []struct {
 		name   string
 		group  PodGroup
