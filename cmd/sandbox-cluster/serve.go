@@ -19,12 +19,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
+	"github.com/ringg/ringg-ci/testcluster/standin"
 	"github.com/ringg/ringg-ci/tools/testcluster/controlplane"
 )
 
@@ -220,9 +222,13 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	// The fake kubelet looks pods up once the API server answers.
+	// The fake kubelet looks pods up once the API server answers; the
+	// nodes and the kubelet play the stand-in chatbot in its pods (its own
+	// start-up code, with each pod's environment).
 	var kubeletClient atomic.Pointer[corev1client.CoreV1Client]
+	var apps atomic.Pointer[fakenode.Apps]
 	kubelet, err := fakekubelet.Start(fakekubelet.Options{
+		Logs: fakekubelet.AppLogs(apps.Load),
 		Pod: func(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
 			c := kubeletClient.Load()
 			if c == nil {
@@ -266,12 +272,17 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 	kubeletClient.Store(client)
+	appsClient, err := kubernetes.NewForConfig(adminConfig)
+	if err != nil {
+		return fmt.Errorf("create a client for the cluster: %w", err)
+	}
+	apps.Store(fakenode.NewApps(appsClient, standin.Play))
 
 	nodesCtx, stopNodes := context.WithCancel(context.Background())
 	nodesDone := make(chan error, 1)
 	go func() {
 		nodesDone <- fakenode.Run(nodesCtx, fakenode.Options{
-			Config: adminConfig, Architectures: o.Architectures, Log: log,
+			Config: adminConfig, Architectures: o.Architectures, Log: log, Apps: apps.Load(),
 			Kubelet: &fakenode.KubeletEndpoint{Address: kubelet.Address(), Port: kubelet.Port()},
 		})
 	}()
