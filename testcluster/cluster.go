@@ -103,7 +103,8 @@ type Options struct {
 	Kubelet fakekubelet.Options
 	// Play plays the app in the pods the fake nodes would make Ready (see
 	// fakenode.Apps); nil means standin.Play, the stand-in chatbot's own
-	// start-up code with the pod's environment. NoApps turns it off.
+	// start-up code with the pod's environment, including the ENV of
+	// images in a registry on this machine. NoApps turns it off.
 	Play   fakenode.Play
 	NoApps bool
 }
@@ -240,7 +241,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if play == nil {
 			play = standin.Play
 		}
-		c.apps.Store(fakenode.NewApps(cs, play))
+		apps := fakenode.NewApps(cs, play)
+		apps.ImageEnv = standin.RegistryEnv(standin.Loopback)
+		c.apps.Store(apps)
 	}
 	if !opts.NoFakeNodes {
 		c.startNodes()

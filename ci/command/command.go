@@ -47,6 +47,7 @@ const (
 	PasswordFile     = "password-file"
 	SecretsJSON      = "secrets-json"
 	CredsJSON        = "creds-json"
+	Reproduce        = "reproduce"
 
 	// Overrides of a target's defaults.
 	Project         = "project"

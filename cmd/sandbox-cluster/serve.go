@@ -77,6 +77,10 @@ type serveOptions struct {
 	// Namespaces are created before the ready port opens, as a cluster's
 	// administrator does before the first deploy.
 	Namespaces []string
+	// ImageRegistry, when set (host:port, plain HTTP), is the registry
+	// whose images' ENV the fake nodes start the stand-in with, as a
+	// kubelet applies an image's config.
+	ImageRegistry string
 	// Verbosity is the components' log level (--v).
 	Verbosity int
 	// ReadyTimeout bounds the start, from launching etcd to the ready port.
@@ -98,6 +102,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.IntVar(&o.ReadyPort, "ready-port", DefaultReadyPort, "port opened once the cluster and its fake nodes are ready; serves GET /kubeconfig")
 	fs.StringVar(&o.Alias, "alias", DefaultAlias, "host name clients reach the API server by (the Dagger service binding alias)")
 	fs.IntVar(&o.Verbosity, "v", 0, "log verbosity of kube-apiserver and kube-controller-manager")
+	fs.StringVar(&o.ImageRegistry, "image-registry", "", "registry (host:port, plain HTTP) whose images' ENV the fake nodes give the stand-in, as a kubelet applies an image's config")
 	fs.Func("namespace", "a namespace to create before the cluster counts as ready (repeatable)", func(ns string) error {
 		o.Namespaces = append(o.Namespaces, ns)
 		return nil
@@ -276,7 +281,11 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("create a client for the cluster: %w", err)
 	}
-	apps.Store(fakenode.NewApps(appsClient, standin.Play))
+	a := fakenode.NewApps(appsClient, standin.Play)
+	if o.ImageRegistry != "" {
+		a.ImageEnv = standin.RegistryEnv(func(r string) bool { return r == o.ImageRegistry })
+	}
+	apps.Store(a)
 
 	nodesCtx, stopNodes := context.WithCancel(context.Background())
 	nodesDone := make(chan error, 1)

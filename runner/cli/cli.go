@@ -111,15 +111,24 @@ func Run(ctx context.Context, args []string, env Env) int {
 		case errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, ErrUsage):
-			fmt.Fprintf(env.Stderr, "ringg-ci %s: %v\n", v.name, err)
+			fmt.Fprintf(env.Stderr, "ringg-ci %s: %s\n", v.name, r.words(err.Error()))
 			return 2
 		default:
-			fmt.Fprintf(env.Stderr, "ringg-ci %s: %v\n", v.name, err)
+			fmt.Fprintf(env.Stderr, "ringg-ci %s: %s\n", v.name, r.words(err.Error()))
 			return 1
 		}
 	}
 	fmt.Fprintf(env.Stderr, "ringg-ci: unknown command %q\n\n%s", args[0], usage())
 	return 2
+}
+
+// words rewrites an error for whoever called the command: the Dagger
+// module's flags when the module ran it (command.EnvCaller), else as it is.
+func (r *runner) words(msg string) string {
+	if r.env.Getenv != nil && r.env.Getenv(command.EnvCaller) == command.CallerModule {
+		return command.InModuleWords(msg)
+	}
+	return msg
 }
 
 func usage() string {

@@ -249,11 +249,19 @@ func GroupPods(pods []*corev1.Pod) []PodGroup {
 		}
 		cause := causeOf(worst, lastTermination(p, worst.Container))
 		key := worst.Reason + "\x00" + normalize(cause)
+		if slices.Contains(pullErrors, worst.Reason) {
+			// ErrImagePull and ImagePullBackOff are two moments of one
+			// problem: an image that cannot be pulled.
+			key = "pull\x00" + imageOf(p, worst.Container)
+		}
 		i, ok := index[key]
 		if !ok {
 			i = len(groups)
 			index[key] = i
 			g := PodGroup{Reason: worst.Reason, Cause: cause, Example: p.Name, Container: worst.Container, Restarts: worst.Restarts}
+			if slices.Contains(pullErrors, worst.Reason) {
+				g.Reason = "ImagePullBackOff"
+			}
 			if t := lastTermination(p, worst.Container); t != nil {
 				code := t.ExitCode
 				g.ExitCode, g.Terminated = &code, t.Reason
@@ -272,6 +280,15 @@ func GroupPods(pods []*corev1.Pod) []PodGroup {
 	}
 	slices.SortStableFunc(groups, func(a, b PodGroup) int { return cmp.Compare(len(b.Pods), len(a.Pods)) })
 	return groups
+}
+
+func imageOf(p *corev1.Pod, container string) string {
+	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
+		if c.Name == container {
+			return c.Image
+		}
+	}
+	return ""
 }
 
 // severity orders a pod's problems: a container that cannot run explains
@@ -348,7 +365,7 @@ func refineCause(g PodGroup, events []PodEvent) string {
 			cause += "; " + lowerFirst(e.Message)
 		}
 		if last := lastNonEmpty(g.Previous); last != "" {
-			cause += "; last line: " + clip(last, 200)
+			cause += "; last line: " + clip(last, maxLine)
 		}
 		return cause
 	}

@@ -37,6 +37,10 @@ type Play func(pod *corev1.Pod, env map[string]string) (run AppRun, ok bool)
 type Apps struct {
 	play   Play
 	client kubernetes.Interface
+	// ImageEnv, when set, gives the environment an image's config sets
+	// (its ENV), which a kubelet starts the container with, under what the
+	// pod sets; nil or an error means none.
+	ImageEnv func(ctx context.Context, image string) (map[string]string, error)
 
 	mu   sync.Mutex
 	runs map[types.UID]*appRun
@@ -68,6 +72,15 @@ func (a *Apps) Run(ctx context.Context, pod *corev1.Pod) (AppRun, bool) {
 	env, err := ContainerEnv(ctx, a.client, pod, pod.Spec.Containers[0].Name)
 	if err != nil {
 		return AppRun{}, false
+	}
+	if a.ImageEnv != nil {
+		if base, err := a.ImageEnv(ctx, pod.Spec.Containers[0].Image); err == nil {
+			for k, v := range base {
+				if _, set := env[k]; !set {
+					env[k] = v
+				}
+			}
+		}
 	}
 	run, ok := a.play(pod, env)
 	a.mu.Lock()

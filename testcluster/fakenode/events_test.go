@@ -4,9 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"gotest.tools/v3/assert"
 	corev1 "k8s.io/api/core/v1"
@@ -149,4 +157,39 @@ func TestFakeNodesPlayTheStandInWithThePodsEnvironment(t *testing.T) {
 		withSecret(t, "healthy", map[string]string{"REQUIRED_ENV": "REDIS_URL", "REDIS_URL": "redis://r:6379/0"})
 		waitPod(t, ns, "healthy", ready)
 	})
+}
+
+// An image built to require a setting (ENV REQUIRED_ENV=REDIS_URL), in a
+// registry on this machine: the fake kubelet starts the stand-in with the
+// image's ENV under the pod's, as a kubelet does, so a pod whose secrets
+// lack the setting crashes in the app's words, and one that has it runs.
+func TestFakeNodesStartTheStandInWithItsImagesEnv(t *testing.T) {
+	srv := httptest.NewServer(registry.New())
+	t.Cleanup(srv.Close)
+	img, err := mutate.Config(empty.Image, v1.Config{Env: []string{"PATH=/usr/bin", "REQUIRED_ENV=REDIS_URL"}})
+	assert.NilError(t, err)
+	repo := strings.TrimPrefix(srv.URL, "http://") + "/chatbot:requires-redis"
+	ref, err := name.ParseReference(repo, name.Insecure)
+	assert.NilError(t, err)
+	assert.NilError(t, remote.Write(ref, img))
+	d, err := img.Digest()
+	assert.NilError(t, err)
+
+	ns := cluster.Namespace(t)
+	for podName, env := range map[string][]corev1.EnvVar{
+		"without-redis": nil,
+		"with-redis":    {{Name: "REDIS_URL", Value: "redis://r:6379/0"}},
+	} {
+		p := pod(podName, repo+"@"+d.String())
+		p.Spec.Containers[0].Env = env
+		p.Spec.Containers[0].TerminationMessagePolicy = corev1.TerminationMessageFallbackToLogsOnError
+		_, err := cluster.Client().CoreV1().Pods(ns).Create(t.Context(), p, metav1.CreateOptions{})
+		assert.NilError(t, err)
+	}
+	crashed := waitPod(t, ns, "without-redis", func(p *corev1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+	})
+	msg := crashed.Status.ContainerStatuses[0].LastTerminationState.Terminated.Message
+	assert.Assert(t, strings.Contains(msg, "required setting REDIS_URL is not set (REQUIRED_ENV)"), "termination message %q", msg)
+	waitPod(t, ns, "with-redis", ready)
 }
