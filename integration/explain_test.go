@@ -1,16 +1,21 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/ringg/ringg-ci/ci/command"
@@ -162,4 +167,35 @@ func TestCLIErrorsInTheModulesWords(t *testing.T) {
 	assert.Assert(t, is.Contains(r.stderr, "get google credentials: none given"), r.stderr)
 	assert.Assert(t, is.Contains(r.stderr, command.ModuleCredentials), r.stderr)
 	assert.Assert(t, !strings.Contains(r.stderr, "pass an access token (gcloud"), r.stderr)
+}
+
+// The deploy account's Role lets the explanation read the failing pods'
+// events; without that rule the run fails the same way and says what it
+// could not read.
+func TestExplanationReadsEventsAsTheDeployAccount(t *testing.T) {
+	role, _ := loadRBAC(t, deployerRole)
+	for _, withEvents := range []bool{true, false} {
+		t.Run(fmt.Sprintf("events readable %t", withEvents), func(t *testing.T) {
+			t.Parallel()
+			rules := role.Rules
+			if !withEvents {
+				rules = slices.DeleteFunc(slices.Clone(rules), func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, "events") })
+				assert.Equal(t, len(rules), len(role.Rules)-1)
+			}
+			r := newRBACEnv(t, deployerRole, rules)
+			p := r.failing(r.canaryPlan(digest("a"), nil), "never-ready")
+			p.Timeout = 8 * time.Second
+			_, err := (&release.Deployer{Clients: r.as, Plan: p}).Run(context.Background())
+			assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
+			ex := rolloutError(t, err).Explanation
+			g := ex.Groups[0]
+			if withEvents {
+				assert.Assert(t, containsLine(eventLines(g), "Readiness probe failed: HTTP probe failed with statuscode: 503"), "%q", eventLines(g))
+				assert.DeepEqual(t, ex.Notes, []string(nil))
+				return
+			}
+			assert.Equal(t, len(g.Events), 0)
+			assert.Assert(t, containsLine(ex.Notes, "events of pod "+g.Example+": forbidden for this account"), "%q", ex.Notes)
+		})
+	}
 }

@@ -83,6 +83,8 @@ func verbs() []verb {
 		{command.Target, "(--branch B | --target T) [--check]", "print a target as JSON; with --check, validate a deploy's inputs (Secrets, chart) without a cluster", runTarget},
 		{command.LintChart, "[--chart DIR]", "lint the chart and render it for every target", runLintChart},
 		{command.RegistryLogin, "--repository REPO --password-file FILE", "write a registry password for a target's repository (Google access token) to FILE", runRegistryLogin},
+		{command.PodSpec, "--branch B [--out FILE]", "print the app's container as the chart configures it for the branch's target (env, port, probes), for a replay", runPodSpec},
+		{command.RunPod, "--spec FILE [--time-scale 100ms] -- COMMAND…", "run the app as the kubelet runs the pod's container and say what it would see (ready, not ready, crashed)", runRunPod},
 	}
 }
 

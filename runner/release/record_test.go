@@ -30,7 +30,7 @@ func crashExplanation() *kube.Explanation {
 	return &kube.Explanation{Groups: []kube.PodGroup{{
 		Reason: "CrashLoopBackOff", Cause: "exited with code 1 (Error); last line: " + line, Pods: []string{"dv-pipecat-canary-7d9f8-abcde"},
 		Example: "dv-pipecat-canary-7d9f8-abcde", Container: "dv-pipecat", Restarts: 3, ExitCode: &code, Terminated: "Error",
-		Events: []kube.PodEvent{{Type: "Warning", Reason: "BackOff", Message: "Back-off restarting failed container dv-pipecat in pod dv-pipecat-canary-7d9f8-abcde_default(1)", Count: 3, From: "kubelet"}},
+		Events:   []kube.PodEvent{{Type: "Warning", Reason: "BackOff", Message: "Back-off restarting failed container dv-pipecat in pod dv-pipecat-canary-7d9f8-abcde_default(1)", Count: 3, From: "kubelet"}},
 		Previous: []string{`{"time":"2026-12-07T10:00:01Z","level":"INFO","msg":"starting chatbot stand-in"}`, line},
 	}}}
 }
