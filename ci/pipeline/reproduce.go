@@ -21,7 +21,8 @@ type Call struct {
 	// empty for a module run from a checkout of ringg-ci.
 	ModuleRef string
 	// SourceRef names where --source came from (https://github.com/OWNER/REPO#<commit>);
-	// StandIn says the source was the module's default, the stand-in.
+	// StandIn says the source is the stand-in chatbot: without SourceRef,
+	// the module's default.
 	SourceRef string
 	StandIn   bool
 	// SecretsURI and CredsURI are where the caller keeps the secret
@@ -57,9 +58,9 @@ func Reproduce(c Call) []string {
 	if c.Verb == "deploy" && c.Branch != "" {
 		cmd := []string{module, "call"}
 		switch {
-		case c.StandIn:
 		case c.SourceRef != "":
 			cmd = append(cmd, "--source", c.SourceRef)
+		case c.StandIn:
 		default:
 			// Run in the app's checkout, at the commit.
 			cmd = append(cmd, "--source", ".")
