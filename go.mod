@@ -5,6 +5,7 @@ go 1.26.1
 require (
 	github.com/google/go-containerregistry v0.22.1
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2
+	github.com/ringg/ringg-ci/examples/chatbot v0.0.0-00010101000000-000000000000
 	github.com/ringg/ringg-ci/tools/testcluster/controlplane v0.0.0-00010101000000-000000000000
 	github.com/sethvargo/go-githubactions v1.3.0
 	golang.org/x/crypto/x509roots/fallback v0.0.0-20261030153154-30a33513ff6d
@@ -30,6 +31,7 @@ require (
 	github.com/blang/semver/v4 v4.0.0 // indirect
 	github.com/chai2010/gettext-go v1.0.2 // indirect
 	github.com/cloudflare/circl v1.6.3 // indirect
+	github.com/coder/websocket v1.8.14 // indirect
 	github.com/cyphar/filepath-securejoin v0.7.0 // indirect
 	github.com/evanphx/json-patch v5.9.11+incompatible // indirect
 	github.com/exponent-io/jsonpath v0.0.0-20210407135951-1de76d718b3f // indirect
@@ -139,6 +141,10 @@ require (
 // The Dagger module is its own Go module (Dagger requires ci/go.mod); the
 // integration tests and tooling here use its packages from the same tree.
 replace github.com/ringg/ringg-ci/ci => ./ci
+
+// The stand-in chatbot: the fake nodes of the tests and the sandbox play it
+// in their pods with its own start-up code (testcluster/standin).
+replace github.com/ringg/ringg-ci/examples/chatbot => ./examples/chatbot
 
 // The test cluster's PKI, kubeconfigs and component flags (stdlib only),
 // shared by cmd/sandbox-cluster and the testcluster helper.

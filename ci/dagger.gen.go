@@ -83,6 +83,8 @@ func (r RinggCi) MarshalJSON() ([]byte, error) {
 		Cluster                  *dagger.Service
 		ClusterTlsServerName     string
 		ClusterPort              int
+		ModuleRef                string
+		SourceRef                string
 	}
 	concrete.Source = r.Source
 	concrete.Dockerfile = r.Dockerfile
@@ -106,6 +108,8 @@ func (r RinggCi) MarshalJSON() ([]byte, error) {
 	concrete.Cluster = r.Cluster
 	concrete.ClusterTlsServerName = r.ClusterTlsServerName
 	concrete.ClusterPort = r.ClusterPort
+	concrete.ModuleRef = r.ModuleRef
+	concrete.SourceRef = r.SourceRef
 	return json.Marshal(&concrete)
 }
 
@@ -133,6 +137,8 @@ func (r *RinggCi) UnmarshalJSON(bs []byte) error {
 		Cluster                  *dagger.Service
 		ClusterTlsServerName     string
 		ClusterPort              int
+		ModuleRef                string
+		SourceRef                string
 	}
 	err := json.Unmarshal(bs, &concrete)
 	if err != nil {
@@ -160,6 +166,8 @@ func (r *RinggCi) UnmarshalJSON(bs []byte) error {
 	r.Cluster = concrete.Cluster
 	r.ClusterTlsServerName = concrete.ClusterTlsServerName
 	r.ClusterPort = concrete.ClusterPort
+	r.ModuleRef = concrete.ModuleRef
+	r.SourceRef = concrete.SourceRef
 	return nil
 }
 
@@ -408,7 +416,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg holder", err))
 				}
 			}
-			return (*RinggCi).Deploy(&parent, ctx, branch, commit, image, secretsJson, credsJson, dryRun, timeout, holder)
+			var asJson bool
+			if inputArgs["asJson"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["asJson"]), &asJson)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg asJson", err))
+				}
+			}
+			return (*RinggCi).Deploy(&parent, ctx, branch, commit, image, secretsJson, credsJson, dryRun, timeout, holder, asJson)
 		case "Health":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)
@@ -507,6 +522,34 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				}
 			}
 			return (*RinggCi).Plan(&parent, ctx, branch, image, secretsJson, credsJson)
+		case "Pod":
+			var parent RinggCi
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var branch string
+			if inputArgs["branch"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["branch"]), &branch)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg branch", err))
+				}
+			}
+			var secretsJson *dagger.Secret
+			if inputArgs["secretsJson"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["secretsJson"]), &secretsJson)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg secretsJson", err))
+				}
+			}
+			var credsJson *dagger.Secret
+			if inputArgs["credsJson"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["credsJson"]), &credsJson)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg credsJson", err))
+				}
+			}
+			return (*RinggCi).Pod(&parent, ctx, branch, secretsJson, credsJson)
 		case "Promote":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)
@@ -548,7 +591,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg holder", err))
 				}
 			}
-			return (*RinggCi).Promote(&parent, ctx, expectedDigest, soak, dryRun, timeout, holder)
+			var asJson bool
+			if inputArgs["asJson"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["asJson"]), &asJson)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg asJson", err))
+				}
+			}
+			return (*RinggCi).Promote(&parent, ctx, expectedDigest, soak, dryRun, timeout, holder, asJson)
 		case "Publish":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)
@@ -584,6 +634,55 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				}
 			}
 			return (*RinggCi).PublishRunner(&parent, ctx, address)
+		case "Replay":
+			var parent RinggCi
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var repo *dagger.Directory
+			if inputArgs["repo"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["repo"]), &repo)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg repo", err))
+				}
+			}
+			var branch string
+			if inputArgs["branch"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["branch"]), &branch)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg branch", err))
+				}
+			}
+			var commit string
+			if inputArgs["commit"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["commit"]), &commit)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg commit", err))
+				}
+			}
+			var secretsJson *dagger.Secret
+			if inputArgs["secretsJson"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["secretsJson"]), &secretsJson)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg secretsJson", err))
+				}
+			}
+			var credsJson *dagger.Secret
+			if inputArgs["credsJson"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["credsJson"]), &credsJson)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg credsJson", err))
+				}
+			}
+			var timeScale string
+			if inputArgs["timeScale"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["timeScale"]), &timeScale)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg timeScale", err))
+				}
+			}
+			return (*RinggCi).Replay(&parent, ctx, repo, branch, commit, secretsJson, credsJson, timeScale)
 		case "Rollback":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)
@@ -618,7 +717,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg holder", err))
 				}
 			}
-			return (*RinggCi).Rollback(&parent, ctx, target, revision, timeout, holder)
+			var asJson bool
+			if inputArgs["asJson"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["asJson"]), &asJson)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg asJson", err))
+				}
+			}
+			return (*RinggCi).Rollback(&parent, ctx, target, revision, timeout, holder, asJson)
 		case "Sandbox":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)
@@ -919,7 +1025,21 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg clusterTlsServerName", err))
 				}
 			}
-			return New(source, dockerfile, chart, runnerSource, project, imageRepository, clusterName, clusterLocation, namespace, oidcRequestUrl, oidcRequestToken, workloadIdentityProvider, serviceAccount, credentialsJson, accessToken, registryUsername, registryPassword, kubeconfig, kubeContext, cluster, clusterTlsServerName), nil
+			var moduleRef string
+			if inputArgs["moduleRef"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["moduleRef"]), &moduleRef)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg moduleRef", err))
+				}
+			}
+			var sourceRef string
+			if inputArgs["sourceRef"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["sourceRef"]), &sourceRef)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg sourceRef", err))
+				}
+			}
+			return New(source, dockerfile, chart, runnerSource, project, imageRepository, clusterName, clusterLocation, namespace, oidcRequestUrl, oidcRequestToken, workloadIdentityProvider, serviceAccount, credentialsJson, accessToken, registryUsername, registryPassword, kubeconfig, kubeContext, cluster, clusterTlsServerName, moduleRef, sourceRef), nil
 		default:
 			return nil, fmt.Errorf("unknown function %s", fnName)
 		}

@@ -89,6 +89,11 @@ type RinggCi struct {
 	// The port of Cluster the runner dials when the service has several (the sandbox's); zero means its first.
 	// +private
 	ClusterPort int
+
+	// +private
+	ModuleRef string
+	// +private
+	SourceRef string
 }
 
 // Configure the module. Credentials given here serve every function: in GitHub Actions the OIDC pair, on a laptop an
@@ -107,7 +112,7 @@ func New(
 	// Source of the ringg-ci runner (cmd/ringg-ci, the Helm SDK verbs) that runs every cluster verb: this repository's root
 	// Go module, limited to what builds cmd/ringg-ci.
 	// +defaultPath="/"
-	// +ignore=["**", "!go.mod", "!go.sum", "!cmd/ringg-ci/**", "!runner/**", "!ci/go.mod", "!ci/targets/**", "!ci/pipeline/**", "!ci/command/**", "!tools/testcluster/controlplane/go.mod", "**/*_test.go", "**/testdata/**"]
+	// +ignore=["**", "!go.mod", "!go.sum", "!cmd/ringg-ci/**", "!runner/**", "!ci/go.mod", "!ci/targets/**", "!ci/pipeline/**", "!ci/command/**", "!ci/scrub/**", "!tools/testcluster/controlplane/go.mod", "!examples/chatbot/go.mod", "**/*_test.go", "**/testdata/**"]
 	runnerSource *dagger.Directory,
 	// GCP project of the clusters, instead of desivocalprod01.
 	// +optional
@@ -162,6 +167,14 @@ func New(
 	// Name the API server's certificate is checked against when --cluster is used (default: the kubeconfig server's host).
 	// +optional
 	clusterTlsServerName string,
+	// How the caller named this module, e.g. github.com/ringg/ringg-ci@<commit>: the replay command of a run's record
+	// names it (the workflows pass it).
+	// +optional
+	moduleRef string,
+	// Where --source came from, e.g. https://github.com/ringg/dv-pipecat#<commit>: the replay command of a run's record
+	// builds from it (the workflows pass it).
+	// +optional
+	sourceRef string,
 ) *RinggCi {
 	return &RinggCi{
 		Source: source, Dockerfile: dockerfile, Chart: chart, RunnerSource: runnerSource,
@@ -171,6 +184,7 @@ func New(
 		CredentialsJson: credentialsJson, AccessToken: accessToken,
 		RegistryUsername: registryUsername, RegistryPassword: registryPassword,
 		Kubeconfig: kubeconfig, KubeContext: kubeContext, Cluster: cluster, ClusterTlsServerName: clusterTlsServerName,
+		ModuleRef: moduleRef, SourceRef: sourceRef,
 	}
 }
 
@@ -252,7 +266,9 @@ func (m *RinggCi) SmokeTest(ctx context.Context) error {
 
 // Deploy a branch: dv-stage to staging, dv-main to the production canary.
 // Builds and publishes the image (unless --image is given), applies the Secrets from --secrets-json / --creds-json,
-// upgrades the release, waits for every pod and rolls back if the rollout fails. Prints what was deployed where.
+// upgrades the release, waits for every pod and rolls back if the rollout fails. Prints the run's record, whether it
+// succeeds or fails: what was deployed where, the rollout over time, why it failed (the pods' events and the app's last
+// lines) and the commands that reproduce it.
 // +cache="never"
 func (m *RinggCi) Deploy(
 	ctx context.Context,
@@ -281,6 +297,9 @@ func (m *RinggCi) Deploy(
 	// Who runs this, shown to a concurrent deploy that finds the release locked (default: ringg-ci@<function host>).
 	// +optional
 	holder string,
+	// Print the record as JSON instead of Markdown.
+	// +optional
+	asJson bool,
 ) (string, error) {
 	if err := pipeline.ValidateCommit(commit); commit != "" && err != nil {
 		return "", err
@@ -312,7 +331,8 @@ func (m *RinggCi) Deploy(
 	args = append(args, command.Arg(command.Image), image)
 	args = appendFlag(args, command.Arg(command.Timeout), timeout)
 	args = appendFlag(args, command.Arg(command.Holder), holder)
-	return m.run(ctx, call{args: args, cluster: true, docs: docs})
+	args = append(args, m.reproduceFlags(ctx, pipeline.Call{Verb: command.Deploy, Target: t.Name, Branch: branch, Commit: commit, StandIn: standIn && image == ""}, docs)...)
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true, docs: docs})
 }
 
 // Show what a deploy of a branch would change, and change nothing.
@@ -358,6 +378,9 @@ func (m *RinggCi) Promote(
 	// Who runs this, shown to a concurrent run that finds the release locked.
 	// +optional
 	holder string,
+	// Print the record as JSON instead of Markdown.
+	// +optional
+	asJson bool,
 ) (string, error) {
 	args := []string{command.Promote, command.Arg(command.Soak), soak}
 	args = appendFlag(args, command.Arg(command.ExpectedDigest), expectedDigest)
@@ -366,7 +389,8 @@ func (m *RinggCi) Promote(
 	}
 	args = appendFlag(args, command.Arg(command.Timeout), timeout)
 	args = appendFlag(args, command.Arg(command.Holder), holder)
-	return m.run(ctx, call{args: args, cluster: true})
+	args = append(args, m.reproduceFlags(ctx, pipeline.Call{Verb: command.Promote, Target: targets.Stable}, documents{})...)
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
 }
 
 // Roll a target back to a known good state.
@@ -386,6 +410,9 @@ func (m *RinggCi) Rollback(
 	// Who runs this, shown to a concurrent run that finds the release locked.
 	// +optional
 	holder string,
+	// Print the record as JSON instead of Markdown.
+	// +optional
+	asJson bool,
 ) (string, error) {
 	args := []string{command.Rollback, command.Arg(command.TargetName), target.flag()}
 	if revision != 0 {
@@ -393,7 +420,8 @@ func (m *RinggCi) Rollback(
 	}
 	args = appendFlag(args, command.Arg(command.Timeout), timeout)
 	args = appendFlag(args, command.Arg(command.Holder), holder)
-	return m.run(ctx, call{args: args, cluster: true})
+	args = append(args, m.reproduceFlags(ctx, pipeline.Call{Verb: command.Rollback, Target: target.name()}, documents{})...)
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
 }
 
 // Take over a release the old pipeline wrote: report, then delete its old records.
@@ -516,14 +544,14 @@ func (m *RinggCi) Scale(
 // Builds the image, smoke-tests it, starts a throwaway registry and Kubernetes cluster (the official kube-apiserver,
 // kube-controller-manager and etcd images, with fake nodes), then deploys staging and the canary, promotes, deploys a
 // new canary, rolls it back, checks health and reads logs, printing status after each step, all with the real release
-// engine. No container really runs: fake nodes make pods Ready. With --branch it replays one CI deploy (the commit's
-// source via `dagger -m <repo>@<sha>`, the run's secrets files).
+// engine. No container really runs: fake nodes play the stand-in chatbot with each pod's environment. With --branch it
+// deploys one branch as CI does (`replay` also runs the app for real).
 // +cache="never"
 func (m *RinggCi) Sandbox(
 	ctx context.Context,
 	// Repository root holding the sandbox cluster's launcher (default: this repository).
 	// +defaultPath="/"
-	// +ignore=["**", "!go.mod", "!go.sum", "!ci/go.mod", "!cmd/sandbox-cluster/**", "!testcluster/fakenode/**", "!testcluster/fakekubelet/**", "!tools/testcluster/controlplane/**", "**/*_test.go", "**/testdata/**"]
+	// +ignore=["**", "!go.mod", "!go.sum", "!ci/go.mod", "!cmd/sandbox-cluster/**", "!testcluster/fakenode/**", "!testcluster/fakekubelet/**", "!testcluster/standin/**", "!examples/chatbot/go.mod", "!examples/chatbot/go.sum", "!examples/chatbot/server/**", "!tools/testcluster/controlplane/**", "**/*_test.go", "**/testdata/**"]
 	repo *dagger.Directory,
 	// Replay one deploy of this branch (dv-stage or dv-main) instead of the whole tour.
 	// +optional
@@ -539,6 +567,57 @@ func (m *RinggCi) Sandbox(
 	commit string,
 ) (string, error) {
 	return m.sandbox(ctx, repo, branch, secretsJson, credsJson, commit)
+}
+
+// Replay a deploy on this machine with no cloud: the app really running, and the release on fake nodes.
+// Runs the image built from --source for this machine's platform as the chart configures the pod for the branch's
+// target (its env, every key of --secrets-json as a variable, --creds-json at /app/creds.json, its port, its readiness
+// and liveness probes with their paths and timing) and reports what the kubelet would see: ready, not ready with the
+// probe's answer, or crashed with its exit code and last lines; then deploys it to a throwaway cluster on fake nodes as
+// the run did. With -i, an app that does not become ready leaves a shell in its container. A failed deploy's record
+// prints this command.
+// +cache="never"
+func (m *RinggCi) Replay(
+	ctx context.Context,
+	// Repository root holding the sandbox cluster's launcher (default: this repository).
+	// +defaultPath="/"
+	// +ignore=["**", "!go.mod", "!go.sum", "!ci/go.mod", "!cmd/sandbox-cluster/**", "!testcluster/fakenode/**", "!testcluster/fakekubelet/**", "!testcluster/standin/**", "!examples/chatbot/go.mod", "!examples/chatbot/go.sum", "!examples/chatbot/server/**", "!tools/testcluster/controlplane/**", "**/*_test.go", "**/testdata/**"]
+	repo *dagger.Directory,
+	// Branch whose deploy to replay: dv-stage or dv-main.
+	branch string,
+	// Commit SHA of the run, used as the image tag.
+	// +optional
+	commit string,
+	// The run's application environment JSON, from a local file (never fetched from anywhere).
+	// +optional
+	secretsJson *dagger.Secret,
+	// The run's GCP credentials JSON, from a local file.
+	// +optional
+	credsJson *dagger.Secret,
+	// How long one second of the probes' numbers lasts, e.g. 100ms to run them ten times faster (default: a second).
+	// +optional
+	timeScale string,
+) (string, error) {
+	return m.replay(ctx, repo, branch, commit, secretsJson, credsJson, timeScale)
+}
+
+// The app's image configured as the chart configures the pod for a branch's target, for a shell or a service.
+// Its env, every key of --secrets-json as a variable, --creds-json at /app/creds.json and its port, built for this
+// machine's platform. Chain it: `pod --branch dv-main --secrets-json file://s.json terminal`, `pod … as-service up
+// --ports 8765:8765`.
+func (m *RinggCi) Pod(
+	ctx context.Context,
+	// Branch whose target's pod to configure: dv-stage or dv-main.
+	branch string,
+	// Application environment JSON, from a local file.
+	// +optional
+	secretsJson *dagger.Secret,
+	// GCP credentials JSON, from a local file.
+	// +optional
+	credsJson *dagger.Secret,
+) (*dagger.Container, error) {
+	ctr, _, err := m.pod(ctx, branch, secretsJson, credsJson)
+	return ctr, err
 }
 
 // appendFlag appends name and value unless value is empty.

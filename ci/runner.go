@@ -162,13 +162,14 @@ func (m *RinggCi) exec(ctx context.Context, c call) (*dagger.Container, error) {
 		return nil, err
 	}
 	// Every run is a new run: never reuse the output of an earlier one.
-	ctr = ctr.WithEnvVariable("RINGG_CI_RUN", s.run)
+	// Its errors name this module's flags, not the runner's.
+	ctr = ctr.WithEnvVariable("RINGG_CI_RUN", s.run).WithEnvVariable(command.EnvCaller, command.CallerModule)
 	args := append([]string{"ringg-ci"}, c.args...)
 	if c.args[0] != command.LintChart {
 		args = append(args, m.overrideFlags()...)
 	}
 	switch c.args[0] {
-	case command.Deploy, command.Plan, command.Promote, command.Rollback, command.Target, command.LintChart, command.Takeover:
+	case command.Deploy, command.Plan, command.Promote, command.Rollback, command.Target, command.LintChart, command.Takeover, command.PodSpec:
 		args = append(args, command.Arg(command.Chart), chartPath)
 	}
 	if c.cluster || c.google {
@@ -206,9 +207,18 @@ func (m *RinggCi) exec(ctx context.Context, c call) (*dagger.Container, error) {
 	return ctr, nil
 }
 
+// The lines around what a failed run printed as its result (a record, a
+// health table) in the module's error: a workflow finds the record there
+// (deploy/app-repository/.github/workflows).
+const (
+	recordBegin = "<!-- ringg-ci:record -->"
+	recordEnd   = "<!-- ringg-ci:end -->"
+)
+
 // commandError is the error of a failed ringg-ci run: its own error lines
-// (progress was logged as it ran) and what it printed as a result, e.g. the
-// health table that says which pods failed.
+// (progress was logged as it ran) and, between recordBegin and recordEnd,
+// what it printed as a result: the run's record, the health table that says
+// which pods failed.
 func commandError(verb string, code int, stdout, stderr string) error {
 	var lines []string
 	sc := bufio.NewScanner(strings.NewReader(stderr))
@@ -223,7 +233,7 @@ func commandError(verb string, code int, stdout, stderr string) error {
 		msg = fmt.Sprintf("ringg-ci %s exited %d; its log is above (--progress plain shows all of it)", verb, code)
 	}
 	if out := strings.TrimSpace(stdout); out != "" {
-		msg += "\n" + out
+		msg += "\n\n" + recordBegin + "\n" + out + "\n" + recordEnd
 	}
 	return fmt.Errorf("%s", msg)
 }

@@ -27,6 +27,7 @@ var canaryVerbs = []string{"deploy", "status", "plan", "health", "logs", "scale"
 // canaryNotExercised are the canary Role's grants the scenario does not
 // use, each with its reason.
 var canaryNotExercised = map[string]string{
+	"list /events":             "a failed rollout's explanation reads the failing pods' events (integration/explain_test.go, TestExplanationReadsEventsAsTheDeployAccount)",
 	"create /pods/portforward": "the API server authorizes a websocket port-forward as create too, and the SPDY fallback is a create",
 	"list apps/deployments":    "the rollout watch's informers list when the API server cannot stream a watch's initial state",
 	"list apps/replicasets":    "the rollout watch's informers list when the API server cannot stream a watch's initial state",
@@ -69,6 +70,9 @@ func TestRBACCanaryEveryRuleIsNeeded(t *testing.T) {
 			name += " " + strings.Join(rule.ResourceNames, ",")
 		}
 		t.Run(strings.TrimPrefix(name, "/"), func(t *testing.T) {
+			if why := bestEffort[name]; why != "" {
+				t.Skip(why)
+			}
 			t.Parallel()
 			rules := slices.Delete(slices.Clone(role.Rules), i, i+1)
 			r := newRBACEnv(t, canaryRole, rules)

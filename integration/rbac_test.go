@@ -368,6 +368,7 @@ type step struct {
 // everyVerb does not take, each with its reason. Every other granted
 // permission must show up in the requests the scenario makes.
 var notExercised = map[string]string{
+	"list /events":                                "a failed rollout's explanation reads the failing pods' events (integration/explain_test.go, TestExplanationReadsEventsAsTheDeployAccount)",
 	"create /pods/portforward":                    "the API server authorizes a websocket port-forward as create too, and the SPDY fallback is a create",
 	"list apps/deployments":                       "the rollout watch's informers list when the API server cannot stream a watch's initial state",
 	"list apps/replicasets":                       "the rollout watch's informers list when the API server cannot stream a watch's initial state",
@@ -402,11 +403,20 @@ func TestRBACRoleIsEnoughForEveryVerbAndUsedWhole(t *testing.T) {
 	assert.NilError(t, err)
 }
 
+// bestEffort are rules no verb fails without: what they read only makes
+// an error say more. Each has a test of its own that shows what it adds.
+var bestEffort = map[string]string{
+	"/events": "without it a failed rollout's explanation says it could not read the pods' events: TestExplanationReadsEventsAsTheDeployAccount",
+}
+
 func TestRBACEveryRuleIsNeeded(t *testing.T) {
 	role, _ := loadRBAC(t, deployerRole)
 	for i, rule := range role.Rules {
 		name := strings.Join(rule.APIGroups, ",") + "/" + strings.Join(rule.Resources, ",")
 		t.Run(strings.TrimPrefix(name, "/"), func(t *testing.T) {
+			if why := bestEffort[name]; why != "" {
+				t.Skip(why)
+			}
 			t.Parallel()
 			rules := slices.Delete(slices.Clone(role.Rules), i, i+1)
 			r := newRBACEnv(t, deployerRole, rules)

@@ -31,6 +31,7 @@ import (
 	"github.com/ringg/ringg-ci/runner/lock"
 	"github.com/ringg/ringg-ci/runner/release"
 	"github.com/ringg/ringg-ci/runner/secrets"
+	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 )
 
 const (
@@ -290,9 +291,12 @@ func TestReleaseDeployNeverReadyRollsBack(t *testing.T) {
 	// The plan's timeout is the overall cap, and it is what ended the watch.
 	assert.Assert(t, errors.Is(err, cikube.ErrRolloutTimeout), "%v", err)
 	assert.ErrorContains(t, err, ": timeout 8s;")
-	assert.ErrorContains(t, err, "container dv-pipecat: NotReady")
-	assert.ErrorContains(t, err, "pod dv-pipecat-canary-")
+	// One line per group of pods, in the kubelet's words.
+	assert.ErrorContains(t, err, "; 1 pod NotReady: readiness probe failed: HTTP probe failed with statuscode: 503 (pod dv-pipecat-canary-")
 	assert.ErrorContains(t, err, "to revision 1 (recorded as revision 3)")
+	g := rolloutError(t, err).Explanation.Groups[0]
+	assert.Assert(t, containsLine(eventLines(g), "Warning Unhealthy", "(kubelet): Readiness probe failed: HTTP probe failed with statuscode: 503"), "%q", eventLines(g))
+	assert.Assert(t, containsLine(g.Logs, "GET /pc/v1/healthcheck 503"), "%q", g.Logs)
 
 	assert.Equal(t, res.Revision, 3)
 	assert.Equal(t, res.Status, "deployed")
@@ -312,7 +316,10 @@ func TestReleaseDeployCrashLoopFailsFast(t *testing.T) {
 	// A certain failure ends the watch itself, not the plan's 60s timeout.
 	assert.Assert(t, !errors.Is(err, cikube.ErrRolloutTimeout), "%v", err)
 	assert.ErrorContains(t, err, "restarted 2 times (limit 2)")
-	assert.ErrorContains(t, err, "CrashLoopBackOff after")
+	assert.ErrorContains(t, err, "; 1 pod CrashLoopBackOff after 2 restarts: exited with code 1 (Error); last line: "+fakekubelet.CrashLine+" (pod dv-pipecat-canary-")
+	g := rolloutError(t, err).Explanation.Groups[0]
+	assert.Assert(t, containsLine(eventLines(g), "Warning BackOff", "Back-off restarting failed container dv-pipecat in pod dv-pipecat-canary-"), "%q", eventLines(g))
+	assert.Equal(t, g.Previous[len(g.Previous)-1], fakekubelet.CrashLine, "the previous container's last line")
 	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/failed", "3:deployed/proven"})
 }
 
@@ -323,7 +330,11 @@ func TestReleaseDeployPullErrorOnFirstInstallUninstalls(t *testing.T) {
 	// fall on a busy machine.
 	res, err := e.deploy(e.failing(e.canaryPlan(digest("d"), nil), "pull-error"), nil, release.Options{PullErrorGrace: 3 * time.Second})
 	assert.Assert(t, errors.Is(err, release.ErrRolledBack), "%v", err)
-	assert.ErrorContains(t, err, "container dv-pipecat: ImagePullBackOff")
+	// Both pods of the first install, whichever of ErrImagePull and
+	// ImagePullBackOff each shows, are one group: the image cannot be pulled.
+	assert.ErrorContains(t, err, `; 2 pods ImagePullBackOff: Failed to pull image "`+prodRepo+`:pull-error@`+digest("d")+`": rpc error: code = NotFound`)
+	g := rolloutError(t, err).Explanation.Groups[0]
+	assert.Equal(t, g.LogNote, "the container never started: no logs")
 	assert.Equal(t, res.Status, "uninstalled")
 	assert.Equal(t, len(e.history("dv-pipecat-canary")), 0)
 	_, err = e.kube.AppsV1().Deployments(e.ns).Get(context.Background(), "dv-pipecat-canary", metav1.GetOptions{})

@@ -388,7 +388,7 @@ func TestRealisticPromoteWithANeverReadyPodRollsBack(t *testing.T) {
 	assert.Assert(t, !errors.Is(err, cikube.ErrRolloutTimeout), "the stall, not the overall cap: %v", err)
 	never := e.podsWith(fakenode.NeverReady)
 	assert.Assert(t, is.Len(never, 1))
-	assert.ErrorContains(t, err, "pod "+never[0]+" container dv-pipecat: NotReady")
+	assert.ErrorContains(t, err, "; 1 pod NotReady: readiness probe failed: HTTP probe failed with statuscode: 503 (pod "+never[0]+" container dv-pipecat)")
 	re := rolloutError(t, err)
 	assert.Equal(t, re.Progress.Ready, int32(59), "every other pod rolled out first")
 	assert.Equal(t, re.Progress.Stall, pipeline.Scaled(390*time.Second, slowScale), "one wave: drain 270 s, start 30 s, readiness 60 + 30 s")

@@ -71,6 +71,7 @@ import (
 
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
+	"github.com/ringg/ringg-ci/testcluster/standin"
 )
 
 // Options configure Start.
@@ -97,8 +98,15 @@ type Options struct {
 	// logs and port-forwards then fail as on a node whose kubelet is down.
 	NoFakeKubelet bool
 	// Kubelet configures the fake kubelet (what containers log, what their
-	// ports answer); its Pod lookup is the cluster's own.
+	// ports answer); its Pod lookup is the cluster's own. Without a Logs of
+	// its own it serves the lines of the app Play plays (AppLogs).
 	Kubelet fakekubelet.Options
+	// Play plays the app in the pods the fake nodes would make Ready (see
+	// fakenode.Apps); nil means standin.Play, the stand-in chatbot's own
+	// start-up code with the pod's environment, including the ENV of
+	// images in a registry on this machine. NoApps turns it off.
+	Play   fakenode.Play
+	NoApps bool
 }
 
 // Cluster is a running test cluster. Its methods are safe for concurrent use
@@ -127,6 +135,7 @@ type Cluster struct {
 
 	kubelet       *fakekubelet.Kubelet
 	kubeletClient atomic.Pointer[kubernetes.Clientset]
+	apps          atomic.Pointer[fakenode.Apps]
 	extraArgs     []string // flags for serve that Start adds
 }
 
@@ -227,6 +236,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	c.client = cs
 	c.kubeletClient.Store(cs)
+	if !opts.NoApps {
+		play := opts.Play
+		if play == nil {
+			play = standin.Play
+		}
+		apps := fakenode.NewApps(cs, play)
+		apps.ImageEnv = standin.RegistryEnv(standin.Loopback)
+		c.apps.Store(apps)
+	}
 	if !opts.NoFakeNodes {
 		c.startNodes()
 	}
@@ -239,7 +257,7 @@ func (c *Cluster) startNodes() {
 	log := slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	go func() {
 		defer close(c.nodesDone)
-		opts := fakenode.Options{Config: c.config, Behavior: c.opts.Behavior, Log: log}
+		opts := fakenode.Options{Config: c.config, Behavior: c.opts.Behavior, Log: log, Apps: c.apps.Load()}
 		if c.kubelet != nil {
 			opts.Kubelet = &fakenode.KubeletEndpoint{Address: c.kubelet.Address(), Port: c.kubelet.Port()}
 		}
@@ -355,6 +373,9 @@ func (c *Cluster) startKubelet() error {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
+	if opts.Logs == nil {
+		opts.Logs = fakekubelet.AppLogs(c.apps.Load)
+	}
 	k, err := fakekubelet.Start(opts)
 	if err != nil {
 		return err
@@ -464,8 +485,9 @@ func (c *Cluster) NamespaceEnforcing(t testing.TB, level string) string {
 // NamespaceWithNodes is Namespace with a fake node pool of its own: nodes
 // that take only this namespace's pods, as opts describes them (timing, time
 // scale, capacity, behavior), while the cluster's shared fake nodes leave
-// the namespace alone. opts.Config, Namespace and Log are the cluster's. The
-// nodes are registered when it returns, and stopped and deleted when t ends.
+// the namespace alone. opts.Config, Namespace and Log are the cluster's, and
+// so is opts.Apps unless set. The nodes are registered when it returns, and
+// stopped and deleted when t ends.
 func (c *Cluster) NamespaceWithNodes(t testing.TB, opts fakenode.Options) string {
 	t.Helper()
 	return c.NamespaceWithNodesEnforcing(t, Restricted, opts)
@@ -478,6 +500,9 @@ func (c *Cluster) NamespaceWithNodesEnforcing(t testing.TB, level string, opts f
 	name := c.namespace(t, map[string]string{fakenode.LabelPool: "pending", LabelEnforce: level})
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.Config, opts.Namespace = c.config, name
+	if opts.Apps == nil {
+		opts.Apps = c.apps.Load()
+	}
 	opts.Log = slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelInfo})).With("pool", name)
 	nodes, err := fakenode.Start(ctx, opts)
 	if err != nil {

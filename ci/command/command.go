@@ -19,6 +19,10 @@ const (
 	Target        = "target"
 	LintChart     = "lint-chart"
 	RegistryLogin = "registry-login"
+	// PodSpec and RunPod serve a replay: the app's container as the chart
+	// configures it, and the app run as the kubelet runs it.
+	PodSpec = "pod-spec"
+	RunPod  = "run-pod"
 )
 
 // The flags of the runner's verbs, without their dashes (Arg adds them).
@@ -47,6 +51,9 @@ const (
 	PasswordFile     = "password-file"
 	SecretsJSON      = "secrets-json"
 	CredsJSON        = "creds-json"
+	Reproduce        = "reproduce"
+	Spec             = "spec"
+	TimeScale        = "time-scale"
 
 	// Overrides of a target's defaults.
 	Project         = "project"

@@ -20,12 +20,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ringg/ringg-ci/testcluster/fakekubelet"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
+	"github.com/ringg/ringg-ci/testcluster/standin"
 	"github.com/ringg/ringg-ci/tools/testcluster/controlplane"
 )
 
@@ -76,6 +78,10 @@ type serveOptions struct {
 	// Namespaces are created before the ready port opens, as a cluster's
 	// administrator does before the first deploy.
 	Namespaces []string
+	// ImageRegistry, when set (host:port, plain HTTP), is the registry
+	// whose images' ENV the fake nodes start the stand-in with, as a
+	// kubelet applies an image's config.
+	ImageRegistry string
 	// Verbosity is the components' log level (--v).
 	Verbosity int
 	// ReadyTimeout bounds the start, from launching etcd to the ready port.
@@ -97,6 +103,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.IntVar(&o.ReadyPort, "ready-port", DefaultReadyPort, "port opened once the cluster and its fake nodes are ready; serves GET /kubeconfig")
 	fs.StringVar(&o.Alias, "alias", DefaultAlias, "host name clients reach the API server by (the Dagger service binding alias)")
 	fs.IntVar(&o.Verbosity, "v", 0, "log verbosity of kube-apiserver and kube-controller-manager")
+	fs.StringVar(&o.ImageRegistry, "image-registry", "", "registry (host:port, plain HTTP) whose images' ENV the fake nodes give the stand-in, as a kubelet applies an image's config")
 	fs.Func("namespace", "a namespace to create before the cluster counts as ready (repeatable)", func(ns string) error {
 		o.Namespaces = append(o.Namespaces, ns)
 		return nil
@@ -215,9 +222,13 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	// The fake kubelet looks pods up once the API server answers.
+	// The fake kubelet looks pods up once the API server answers; the
+	// nodes and the kubelet play the stand-in chatbot in its pods (its own
+	// start-up code, with each pod's environment).
 	var kubeletClient atomic.Pointer[corev1client.CoreV1Client]
+	var apps atomic.Pointer[fakenode.Apps]
 	kubelet, err := fakekubelet.Start(fakekubelet.Options{
+		Logs: fakekubelet.AppLogs(apps.Load),
 		Pod: func(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
 			c := kubeletClient.Load()
 			if c == nil {
@@ -261,12 +272,21 @@ func serve(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 	kubeletClient.Store(client)
+	appsClient, err := kubernetes.NewForConfig(adminConfig)
+	if err != nil {
+		return fmt.Errorf("create a client for the cluster: %w", err)
+	}
+	a := fakenode.NewApps(appsClient, standin.Play)
+	if o.ImageRegistry != "" {
+		a.ImageEnv = standin.RegistryEnv(func(r string) bool { return r == o.ImageRegistry })
+	}
+	apps.Store(a)
 
 	nodesCtx, stopNodes := context.WithCancel(context.Background())
 	nodesDone := make(chan error, 1)
 	go func() {
 		nodesDone <- fakenode.Run(nodesCtx, fakenode.Options{
-			Config: adminConfig, Architectures: o.Architectures, Log: log,
+			Config: adminConfig, Architectures: o.Architectures, Log: log, Apps: apps.Load(),
 			Kubelet: &fakenode.KubeletEndpoint{Address: kubelet.Address(), Port: kubelet.Port()},
 		})
 	}()

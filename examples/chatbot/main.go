@@ -29,43 +29,35 @@ func main() {
 
 // run executes the subcommand in args ("serve", the default, or "healthcheck") and returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) int {
-	cfg, cfgErr := server.ConfigFromEnv(getenv)
-	name := cfg.LoggerName
-	if name == "" {
-		name = server.DefaultLoggerName
-	}
-	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("logger", name)
-	if cfgErr != nil {
-		log.Error("invalid configuration", "error", cfgErr.Error())
-		return 1
-	}
-
 	cmd := "serve"
 	if len(args) > 0 {
 		cmd = args[0]
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, cfg, getenv, log)
+		s, log, code := server.Start(getenv, stdout, time.Now)
+		if code != 0 {
+			return code
+		}
+		return serve(ctx, s, log)
 	case "healthcheck":
+		cfg, err := server.ConfigFromEnv(getenv)
+		if err != nil {
+			slog.New(slog.NewJSONHandler(stdout, nil)).Error("invalid configuration", "error", err.Error())
+			return 1
+		}
 		return healthcheck(ctx, cfg, stdout)
 	default:
-		log.Error("unknown subcommand; use serve or healthcheck", "subcommand", cmd)
+		slog.New(slog.NewJSONHandler(stdout, nil)).Error("unknown subcommand; use serve or healthcheck", "subcommand", cmd)
 		return 2
 	}
 }
 
-func serve(ctx context.Context, cfg server.Config, getenv func(string) string, log *slog.Logger) int {
-	s := server.New(server.Options{Config: cfg, Logger: log, Now: time.Now, Getenv: getenv})
-	info := s.Info()
-	attrs := []any{"env", info.Env, "creds_path", info.Creds.Path, "creds_status", info.Creds.Status}
-	if info.Creds.Type != "" {
-		attrs = append(attrs, "creds_type", info.Creds.Type)
-	}
-	log.Info("starting chatbot stand-in", attrs...)
-	ln, err := net.Listen("tcp", cfg.Addr)
+func serve(ctx context.Context, s *server.Server, log *slog.Logger) int {
+	addr := s.Config().Addr
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		log.Error("listen failed; check that the port is free or set PORT", "addr", cfg.Addr, "error", err.Error())
+		log.Error("listen failed; check that the port is free or set PORT", "addr", addr, "error", err.Error())
 		return 1
 	}
 	if err := s.Run(ctx, ln); err != nil {

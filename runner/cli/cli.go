@@ -75,6 +75,8 @@ func verbs() []verb {
 		{command.Target, "(--branch B | --target T) [--check] [--out FILE]", "print a target as JSON; with --check, validate a deploy's inputs (Secrets, chart) without a cluster", runTarget},
 		{command.LintChart, "[--chart DIR]", "lint the chart and render it for every target", runLintChart},
 		{command.RegistryLogin, "--target T --password-file FILE", "write a password for the target's Artifact Registry repository (a Google access token) to FILE", runRegistryLogin},
+		{command.PodSpec, "--branch B [--out FILE]", "print the app's container as the chart configures it for the branch's target (env, port, probes), for a replay", runPodSpec},
+		{command.RunPod, "--spec FILE [--time-scale 100ms] -- COMMAND…", "run the app as the kubelet runs the pod's container and say what it would see (ready, not ready, crashed)", runRunPod},
 	}
 }
 
@@ -111,15 +113,24 @@ func Run(ctx context.Context, args []string, env Env) int {
 		case errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, ErrUsage):
-			fmt.Fprintf(env.Stderr, "ringg-ci %s: %v\n", v.name, err)
+			fmt.Fprintf(env.Stderr, "ringg-ci %s: %s\n", v.name, r.words(err.Error()))
 			return 2
 		default:
-			fmt.Fprintf(env.Stderr, "ringg-ci %s: %v\n", v.name, err)
+			fmt.Fprintf(env.Stderr, "ringg-ci %s: %s\n", v.name, r.words(err.Error()))
 			return 1
 		}
 	}
 	fmt.Fprintf(env.Stderr, "ringg-ci: unknown command %q\n\n%s", args[0], usage())
 	return 2
+}
+
+// words rewrites an error for whoever called the command: the Dagger
+// module's flags when the module ran it (command.EnvCaller), else as it is.
+func (r *runner) words(msg string) string {
+	if r.env.Getenv != nil && r.env.Getenv(command.EnvCaller) == command.CallerModule {
+		return command.InModuleWords(msg)
+	}
+	return msg
 }
 
 func usage() string {

@@ -170,10 +170,14 @@ func (r *runner) bundle(s secretFiles, namespace string) (*secrets.Bundle, *pipe
 	return &b, &pipeline.SecretNames{AppEnv: n.AppEnv, GCPCreds: n.GCPCreds}, nil
 }
 
-// progressOptions logs rollout progress at a steady pace.
-func (r *runner) progressOptions() release.Options {
+// progressOptions logs rollout progress at a steady pace and keeps its
+// timeline.
+func (r *runner) progressOptions(tl *release.Timeline) release.Options {
 	return release.Options{
-		Progress:         func(p release.Progress) { r.log.Info(p.String()) },
+		Progress: func(p release.Progress) {
+			r.log.Info(p.String())
+			tl.Add(p)
+		},
 		ProgressInterval: 5 * time.Second,
 	}
 }

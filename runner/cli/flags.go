@@ -23,6 +23,8 @@ type runner struct {
 	conn      connFlags
 	chartDir  string
 	asJSON    bool
+	// reproduce are the commands a record prints to reproduce the run.
+	reproduce []string
 }
 
 // connFlags say how to reach a cluster and Google. The Workload Identity
@@ -119,6 +121,15 @@ func (f flags) duration(p *time.Duration, name string, def time.Duration, usage 
 // standIn adds --stand-in: the image is built from the stand-in chatbot.
 func (f flags) standIn(p *bool) {
 	f.BoolVar(p, command.StandIn, false, "the image is built from the stand-in chatbot (examples/chatbot): refused for a target's own repository")
+}
+
+// reproduceFlag adds --reproduce, repeatable: the commands the run's
+// record prints to reproduce it (the Dagger module passes its own).
+func (f flags) reproduceFlag() {
+	f.Func(command.Reproduce, "a command that reproduces this run, printed in its record (repeatable; default: status and logs of the target)", func(s string) error {
+		f.r.reproduce = append(f.r.reproduce, s)
+		return nil
+	})
 }
 
 // holder adds --holder, defaulting to ringg-ci@<host>.

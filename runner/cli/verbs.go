@@ -23,17 +23,50 @@ import (
 type summarizer interface{ Summary() string }
 
 // execute connects to t's cluster, runs one release verb with progress
-// logged at a steady pace and prints its summary (or JSON).
-func (r *runner) execute(ctx context.Context, t targets.Target, run func(release.Clients, release.Options) (summarizer, error)) error {
+// logged at a steady pace, and prints its record (Markdown, or JSON) whether
+// it succeeded or failed.
+func (r *runner) execute(ctx context.Context, verb string, t targets.Target, run func(release.Clients, release.Options) (summarizer, error)) error {
+	tl := &release.Timeline{}
 	clients, err := r.clients(ctx, t)
 	if err != nil {
-		return err
+		return r.record(release.RecordInput{Verb: verb, Target: t, Err: err})
 	}
-	res, err := run(clients, r.progressOptions())
-	if err != nil {
-		return err
+	res, err := run(clients, r.progressOptions(tl))
+	return r.record(release.RecordInput{Verb: verb, Target: t, Result: res, Err: err, Timeline: tl})
+}
+
+// record prints the record of a mutating verb and returns its error. The
+// explanation of a failed rollout also goes to the log, in full.
+func (r *runner) record(in release.RecordInput) error {
+	in.Reproduce = r.reproduce
+	if len(in.Reproduce) == 0 && in.Target.Name != "" {
+		in.Reproduce = runnerReproduce(in.Verb, in.Target)
 	}
-	return r.print(res.Summary(), res)
+	rec := release.NewRecord(in)
+	rec.Error = r.words(rec.Error)
+	for _, f := range rec.Failures {
+		if f.Explanation != nil {
+			fmt.Fprintf(r.env.Stderr, "why the %s of deployment %s failed:\n%s", f.Phase, f.Deployment, f.Explanation.Text())
+		}
+	}
+	if perr := r.print(rec.Markdown(), rec); perr != nil && in.Err == nil {
+		return perr
+	}
+	return in.Err
+}
+
+// runnerReproduce are the commands that show a run's target, as this
+// command takes them; the Dagger module passes its own (--reproduce).
+func runnerReproduce(verb string, t targets.Target) []string {
+	target := "--target " + string(t.Name)
+	out := []string{
+		"ringg-ci " + command.Status + " " + target,
+		"ringg-ci " + command.Logs + " " + target + " --since 30m",
+	}
+	if verb == command.Deploy && t.Branch != "" {
+		out = append(out, "ringg-ci "+command.Plan+" --branch "+t.Branch)
+	}
+	return out
 }
 
 func runDeploy(ctx context.Context, r *runner, args []string) error {
@@ -48,25 +81,26 @@ func runDeploy(ctx context.Context, r *runner, args []string) error {
 	f.secrets(&sf)
 	f.duration(&timeout, command.Timeout, 0, "how long to wait for the rollout before rolling back (default: computed from replicas, probes and drain)")
 	f.holder(&holder)
+	f.reproduceFlag()
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	target, err := targets.ForBranch(branch)
 	if err != nil {
-		return err
+		return r.record(release.RecordInput{Verb: command.Deploy, Err: err})
 	}
 	bundle, names, err := r.bundle(sf, target.With(r.overrides).Namespace)
 	if err != nil {
-		return err
+		return r.record(release.RecordInput{Verb: command.Deploy, Err: err})
 	}
 	plan, err := pipeline.NewDeploy(pipeline.DeployInput{
 		Branch: branch, Overrides: r.overrides, ChartDir: r.chartDir, Image: image,
 		NewSecrets: names, Timeout: timeout, Holder: r.holderOr(holder), StandIn: standIn,
 	})
 	if err != nil {
-		return err
+		return r.record(release.RecordInput{Verb: command.Deploy, Err: err})
 	}
-	return r.execute(ctx, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
+	return r.execute(ctx, command.Deploy, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
 		return (&release.Deploy{Clients: c, Plan: plan, Secrets: bundle, Options: o}).Run(ctx)
 	})
 }
@@ -122,6 +156,7 @@ func runPromote(ctx context.Context, r *runner, args []string) error {
 	f.BoolVar(&dryRun, command.DryRun, false, "show the gate's findings and the change to stable, and change nothing")
 	f.duration(&timeout, command.Timeout, 0, "how long to wait for stable's rollout before rolling back (default: computed)")
 	f.holder(&holder)
+	f.reproduceFlag()
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -130,9 +165,9 @@ func runPromote(ctx context.Context, r *runner, args []string) error {
 		Soak: soak, Timeout: timeout, Holder: r.holderOr(holder), DryRun: dryRun,
 	})
 	if err != nil {
-		return err
+		return r.record(release.RecordInput{Verb: command.Promote, Err: err})
 	}
-	return r.execute(ctx, plan.To, func(c release.Clients, o release.Options) (summarizer, error) {
+	return r.execute(ctx, command.Promote, plan.To, func(c release.Clients, o release.Options) (summarizer, error) {
 		return (&release.Promote{Clients: c, Plan: plan, Options: o}).Run(ctx)
 	})
 }
@@ -146,6 +181,7 @@ func runRollback(ctx context.Context, r *runner, args []string) error {
 	f.IntVar(&revision, command.Revision, 0, "revision to return to (default: the previous one; for the canary: stable's image)")
 	f.duration(&timeout, command.Timeout, 0, "how long to wait for the rollout (default: computed)")
 	f.holder(&holder)
+	f.reproduceFlag()
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -154,9 +190,9 @@ func runRollback(ctx context.Context, r *runner, args []string) error {
 		ChartDir: r.chartDir, Timeout: timeout, Holder: r.holderOr(holder),
 	})
 	if err != nil {
-		return err
+		return r.record(release.RecordInput{Verb: command.Rollback, Err: err})
 	}
-	return r.execute(ctx, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
+	return r.execute(ctx, command.Rollback, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
 		return (&release.Rollback{Clients: c, Plan: plan, Options: o}).Run(ctx)
 	})
 }

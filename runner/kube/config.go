@@ -180,10 +180,10 @@ func FromKubeconfig(data []byte, opts KubeconfigOptions) (*rest.Config, error) {
 	}
 	if user, ok := cfg.AuthInfos[kctx.AuthInfo]; ok {
 		if user.Exec != nil {
-			return nil, fmt.Errorf("%s: context %q: user %q runs %q: %w; it cannot run inside Dagger: pass --access-token (gcloud auth print-access-token) or the GKE project, location and cluster instead", what, name, kctx.AuthInfo, user.Exec.Command, ErrExecPlugin)
+			return nil, fmt.Errorf("%s: context %q: user %q runs %q: %w; it cannot run inside Dagger: pass an access token (--access-token-file or $RINGG_CI_ACCESS_TOKEN: gcloud auth print-access-token) and no kubeconfig, so that the GKE API is used", what, name, kctx.AuthInfo, user.Exec.Command, ErrExecPlugin)
 		}
 		if user.AuthProvider != nil {
-			return nil, fmt.Errorf("%s: context %q: user %q uses auth-provider %q: %w; pass --access-token (gcloud auth print-access-token) or the GKE project, location and cluster instead", what, name, kctx.AuthInfo, user.AuthProvider.Name, ErrExecPlugin)
+			return nil, fmt.Errorf("%s: context %q: user %q uses auth-provider %q: %w; pass an access token (--access-token-file or $RINGG_CI_ACCESS_TOKEN: gcloud auth print-access-token) and no kubeconfig, so that the GKE API is used", what, name, kctx.AuthInfo, user.AuthProvider.Name, ErrExecPlugin)
 		}
 	}
 	if opts.Server != "" {

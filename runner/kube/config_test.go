@@ -264,7 +264,7 @@ func TestFromKubeconfigErrors(t *testing.T) {
 			name:     "gke-gcloud-auth-plugin",
 			data:     kubeconfig(t, kubeconfigSpec{server: "https://1.2.3.4", current: "gke", user: execUser}),
 			exec:     true,
-			contains: []string{`runs "gke-gcloud-auth-plugin"`, "--access-token", "GKE project, location and cluster"},
+			contains: []string{`runs "gke-gcloud-auth-plugin"`, "--access-token", "no kubeconfig, so that the GKE API is used"},
 		},
 		{
 			name:     "legacy gcp auth provider",

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
@@ -74,6 +75,8 @@ type RolloutOptions struct {
 	// PullErrorGrace makes an image pull error that lasts this long a certain
 	// failure; zero means DefaultPullErrorGrace.
 	PullErrorGrace time.Duration
+	// Explain bounds the explanation of a failed rollout (see Explain).
+	Explain ExplainOptions
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -167,17 +170,28 @@ type RolloutError struct {
 	Namespace, Deployment string
 	Progress              RolloutProgress
 	Problems              []PodProblem
-	// Cause is ErrRolloutTimeout, ErrRolloutFailed or the context's error.
+	// Cause is ErrRolloutTimeout, ErrRolloutStalled, ErrRolloutFailed or
+	// the context's error.
 	Cause  error
 	Detail string
+	// Explanation groups the failing pods by cause and, unless the watch
+	// was stopped from outside, gives each group's events and logs.
+	Explanation *Explanation
 }
 
-// Error names the Deployment, the cause, the counts and every pod problem.
+// Error names the Deployment, the cause, the counts and, in one clause per
+// group, why the pods fail.
 func (e *RolloutError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "deployment %s in %s: %v after %s with %s", e.Deployment, e.Namespace, e.Cause, e.Progress.Elapsed.Round(time.Second), e.Progress)
 	if e.Detail != "" {
 		b.WriteString(": " + e.Detail)
+	}
+	if e.Explanation != nil {
+		for _, l := range e.Explanation.Lines() {
+			b.WriteString("; " + l)
+		}
+		return b.String()
 	}
 	for _, p := range e.Problems {
 		b.WriteString("; " + p.String())
@@ -292,6 +306,8 @@ type rolloutState struct {
 	progress RolloutProgress
 	done     bool
 	problems []PodProblem
+	// pods are the new pods not being deleted.
+	pods []*corev1.Pod
 	// marks counts what only moves one way in a healthy rollout; nil until
 	// the new revision is known.
 	marks *marks
@@ -365,6 +381,7 @@ func evaluate(dep *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.P
 	}
 	st.progress.Pending, st.progress.PendingReason = pending(newPods)
 	st.problems = DiagnosePods(newPods)
+	st.pods = newPods
 	st.done = observed &&
 		dep.Status.UpdatedReplicas == desired &&
 		dep.Status.Replicas == desired &&
@@ -422,10 +439,98 @@ func pendingReason(p *corev1.Pod) string {
 // or a *RolloutError naming the pods that failed and why: as soon as failure
 // is certain, when the rollout has made no progress for its Budget's Stall,
 // or at the overall Timeout.
+//
+// Each look is three steps: read the caches into an observation, decide
+// from it and what earlier looks remembered (decide, a pure function), act
+// on the verdict (report, return).
 func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOptions) (RolloutProgress, error) {
 	if o.Timeout <= 0 {
 		return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s: timeout %s must be positive", o.Name, o.Timeout)
 	}
+	o = o.withDefaults()
+	start := o.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, ErrRolloutTimeout)
+	defer cancel()
+	rules := failureRules{o.MaxRestarts, o.PullErrorGrace}
+	fail := func(v verdict) (RolloutProgress, error) {
+		v.state.progress.Elapsed = o.Now().Sub(start)
+		if o.Progress != nil {
+			o.Progress(v.state.progress)
+		}
+		return v.state.progress, o.failure(ctx, client, v)
+	}
+
+	dep, err := getDeployment(ctx, client, o)
+	if err != nil {
+		return fail(verdict{outcome: outcomeFailed, cause: ErrRolloutTimeout, detail: err.Error()})
+	}
+	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
+	if err != nil {
+		return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s in %s: selector: %w", o.Name, o.Namespace, err)
+	}
+	c, err := newCaches(client, o, sel)
+	if err != nil {
+		return RolloutProgress{}, err
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	c.run(stop)
+
+	// Look often enough to notice a stall or a pull error's grace running
+	// out without any event (at least every second); report progress every
+	// Interval.
+	tr := newTracker(start)
+	ticker := time.NewTicker(o.lookEvery(tr.budget))
+	defer ticker.Stop()
+	lastReport := start
+	var last verdict
+	for {
+		tick := false
+		select {
+		case <-ctx.Done():
+			if c.synced() {
+				tr, last = decide(tr, c.observe(o, dep), rules)
+			}
+			cause, detail := context.Cause(ctx), ""
+			if errors.Is(cause, ErrRolloutTimeout) {
+				cause, detail = ErrRolloutTimeout, fmt.Sprintf("timeout %s", o.Timeout)
+			}
+			last.outcome, last.cause, last.detail = outcomeFailed, cause, detail
+			return fail(last)
+		case <-ticker.C:
+			if now := o.Now(); now.Sub(lastReport) >= o.Interval-time.Millisecond {
+				tick, lastReport = true, now
+			}
+		case <-c.changed:
+		case err := <-c.forbidden:
+			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s in %s: %w; grant list and watch on deployments, replicasets and pods (deploy/rbac/<cluster>.yaml)", o.Name, o.Namespace, err)
+		}
+		if c.synced() {
+			obs := c.observe(o, dep)
+			dep = obs.deployment
+			before := tr.budget
+			tr, last = decide(tr, obs, rules)
+			if tr.budget != before {
+				ticker.Reset(o.lookEvery(tr.budget))
+			}
+			switch last.outcome {
+			case outcomeDone:
+				if o.Progress != nil {
+					o.Progress(last.state.progress)
+				}
+				return last.state.progress, nil
+			case outcomeFailed:
+				return fail(last)
+			}
+		}
+		if tick && o.Progress != nil {
+			o.Progress(last.state.progress)
+		}
+	}
+}
+
+// withDefaults fills in the options left zero.
+func (o RolloutOptions) withDefaults() RolloutOptions {
 	if o.Interval <= 0 {
 		o.Interval = DefaultProgressInterval
 	}
@@ -441,32 +546,184 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	start := o.Now()
-	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, ErrRolloutTimeout)
-	defer cancel()
+	return o
+}
 
-	fail := func(st rolloutState, cause error, detail string) (RolloutProgress, error) {
-		st.progress.Elapsed = o.Now().Sub(start)
-		if o.Progress != nil {
-			o.Progress(st.progress)
+// lookEvery is how often the watch looks without an event: often enough to
+// see a stall or a pull error's grace end within a twentieth of either.
+func (o RolloutOptions) lookEvery(b Budget) time.Duration {
+	d := min(o.Interval, time.Second, o.PullErrorGrace/20)
+	if b.Stall > 0 {
+		d = min(d, b.Stall/20)
+	}
+	return max(d, 10*time.Millisecond)
+}
+
+// failure is the error of a failed verdict, its pods grouped by cause and,
+// when the rollout failed by itself (not stopped from outside), explained:
+// their events and logs read while they still exist, before any rollback.
+func (o RolloutOptions) failure(ctx context.Context, client kubernetes.Interface, v verdict) error {
+	e := &RolloutError{Namespace: o.Namespace, Deployment: o.Name, Progress: v.state.progress, Problems: v.state.problems, Cause: v.cause, Detail: v.detail}
+	if len(v.state.problems) == 0 {
+		return e
+	}
+	ours := errors.Is(v.cause, ErrRolloutTimeout) || errors.Is(v.cause, ErrRolloutStalled) || errors.Is(v.cause, ErrRolloutFailed)
+	var ex Explanation
+	if ours && !o.Explain.Off {
+		ex = Explain(context.WithoutCancel(ctx), client, v.state.pods, o.Explain)
+	} else {
+		ex = outline(v.state.pods, o.Explain.withDefaults().MaxGroups)
+	}
+	e.Explanation = &ex
+	for _, l := range ex.Lines() {
+		o.Logger.Warn("rollout failing", "deployment", o.Name, "pods", l)
+	}
+	return e
+}
+
+// outline groups the pods without reading anything more.
+func outline(pods []*corev1.Pod, maxGroups int) Explanation {
+	var ex Explanation
+	for i, g := range GroupPods(pods) {
+		if i >= maxGroups {
+			ex.More += len(g.Pods)
+			continue
 		}
-		return st.progress, &RolloutError{Namespace: o.Namespace, Deployment: o.Name, Progress: st.progress, Problems: st.problems, Cause: cause, Detail: detail}
+		ex.Groups = append(ex.Groups, g)
 	}
+	return ex
+}
 
-	dep, err := getDeployment(ctx, client, o)
-	if err != nil {
-		return fail(rolloutState{}, ErrRolloutTimeout, err.Error())
-	}
-	sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
-	if err != nil {
-		return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s in %s: selector: %w", o.Name, o.Namespace, err)
-	}
+// observation is one look at the watch's caches: the Deployment (the last
+// known one while the cache has none), its ReplicaSets and pods, the stall
+// budget of its spec, and the time of the look.
+type observation struct {
+	at          time.Time
+	deployment  *appsv1.Deployment
+	replicaSets []*appsv1.ReplicaSet
+	pods        []*corev1.Pod
+	budget      Budget
+}
 
-	changed := make(chan struct{}, 1)
+// tracker is what the watch remembers from one look to the next.
+type tracker struct {
+	start time.Time
+	// generation is the Deployment generation the budget and marks are
+	// for; -1 before the first look.
+	generation int64
+	budget     Budget
+	// best holds the best counts of this generation's rollout (nil until
+	// its new ReplicaSet is known) and lastProgress when they last moved.
+	best         *marks
+	lastProgress time.Time
+	// pullSince says since when each pod has had an image pull error.
+	pullSince map[string]time.Time
+}
+
+func newTracker(start time.Time) tracker {
+	return tracker{start: start, generation: -1, lastProgress: start, pullSince: map[string]time.Time{}}
+}
+
+// outcome is where a rollout stands after a look.
+type outcome int
+
+const (
+	outcomeWatching outcome = iota
+	outcomeDone
+	outcomeFailed
+)
+
+// verdict is what one look decided.
+type verdict struct {
+	state   rolloutState
+	outcome outcome
+	// cause and detail say why a failed rollout failed.
+	cause  error
+	detail string
+}
+
+// decide is the watch's decision for one observation, given what earlier
+// looks remembered: the progress to report, and whether the rollout is
+// done, still going or certain to fail (a crash loop past the restart
+// limit, a lasting pull error, a stall longer than the budget). It reads
+// no clock and changes nothing: it returns the tracker for the next look.
+func decide(t tracker, obs observation, rules failureRules) (tracker, verdict) {
+	next := t
+	next.pullSince = make(map[string]time.Time, len(t.pullSince))
+	if t.best != nil {
+		b := *t.best
+		next.best = &b
+	}
+	d := obs.deployment
+	if d.Generation != t.generation {
+		// A new spec is a new rollout: its own budget, its own marks.
+		next.budget = obs.budget
+		if t.generation >= 0 {
+			next.best, next.lastProgress = nil, obs.at
+		}
+		next.generation = d.Generation
+	}
+	st := evaluate(d, obs.replicaSets, obs.pods)
+	st.progress.Elapsed = obs.at.Sub(t.start)
+	if st.marks != nil {
+		if next.best == nil {
+			m := *st.marks
+			next.best = &m
+		} else if next.best.progressed(*st.marks) {
+			next.lastProgress = obs.at
+		}
+	}
+	st.progress.Idle, st.progress.Stall = obs.at.Sub(next.lastProgress), next.budget.Stall
+	if b := next.budget; b.Waves > 0 && b.Batch > 0 {
+		st.progress.Waves = b.Waves
+		st.progress.Wave = min(b.Waves, 1+int(st.progress.Ready)/b.Batch)
+	}
+	for _, p := range st.problems {
+		if !slices.Contains(pullErrors, p.Reason) {
+			continue
+		}
+		if since, ok := t.pullSince[p.Pod]; ok {
+			next.pullSince[p.Pod] = since
+		} else {
+			next.pullSince[p.Pod] = obs.at
+		}
+	}
+	v := verdict{state: st}
+	switch {
+	case st.done:
+		v.outcome = outcomeDone
+	default:
+		if why := rules.certain(st.problems, next.pullSince, obs.at); why != "" {
+			v.outcome, v.cause, v.detail = outcomeFailed, ErrRolloutFailed, why
+		} else if stall := next.budget.Stall; stall > 0 && st.progress.Idle > stall {
+			v.outcome, v.cause = outcomeFailed, ErrRolloutStalled
+			v.detail = fmt.Sprintf("no new pod became Ready and no old pod went away for %s, longer than one wave may take (%s: drain, start and readiness)",
+				st.progress.Idle.Round(time.Millisecond), stall)
+		}
+	}
+	return next, v
+}
+
+// caches are the watch's informers over the Deployment, its ReplicaSets
+// and its pods.
+type caches struct {
+	dep, rs, pods cache.SharedIndexInformer
+	// changed is poked on every event.
+	changed chan struct{}
+	// forbidden hears a watch the caller may not make: it never syncs,
+	// and without this the rollout would wait out its whole timeout and
+	// blame the pods.
+	forbidden chan error
+	key       string
+}
+
+// newCaches sets up the informers; run starts them.
+func newCaches(client kubernetes.Interface, o RolloutOptions, sel labels.Selector) (*caches, error) {
+	c := &caches{changed: make(chan struct{}, 1), forbidden: make(chan error, 1), key: o.Namespace + "/" + o.Name}
 	notify := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { poke(changed) },
-		UpdateFunc: func(any, any) { poke(changed) },
-		DeleteFunc: func(any) { poke(changed) },
+		AddFunc:    func(any) { poke(c.changed) },
+		UpdateFunc: func(any, any) { poke(c.changed) },
+		DeleteFunc: func(any) { poke(c.changed) },
 	}
 	// Plain informers over the typed clients: the informers package would
 	// add ~120 packages to the module's cold compile for three resources.
@@ -477,144 +734,54 @@ func WatchRollout(ctx context.Context, client kubernetes.Interface, o RolloutOpt
 	deps := client.AppsV1().Deployments(o.Namespace)
 	rsets := client.AppsV1().ReplicaSets(o.Namespace)
 	podsAPI := client.CoreV1().Pods(o.Namespace)
-	depInf := informer(client, &appsv1.Deployment{}, byName, deps.List, deps.Watch)
-	rsInf := informer(client, &appsv1.ReplicaSet{}, bySelector, rsets.List, rsets.Watch)
-	podInf := informer(client, &corev1.Pod{}, bySelector, podsAPI.List, podsAPI.Watch)
-	informers := []cache.SharedIndexInformer{depInf, rsInf, podInf}
-	// A watch the caller may not make never syncs: without this the rollout
-	// would wait out its whole timeout and blame the pods.
-	forbidden := make(chan error, 1)
-	for _, inf := range informers {
+	c.dep = informer(client, &appsv1.Deployment{}, byName, deps.List, deps.Watch)
+	c.rs = informer(client, &appsv1.ReplicaSet{}, bySelector, rsets.List, rsets.Watch)
+	c.pods = informer(client, &corev1.Pod{}, bySelector, podsAPI.List, podsAPI.Watch)
+	for _, inf := range c.all() {
 		if _, err := inf.AddEventHandler(notify); err != nil {
-			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s: %w", o.Name, err)
+			return nil, fmt.Errorf("watch rollout of deployment %s: %w", o.Name, err)
 		}
 		if err := inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
 			if apierrors.IsForbidden(err) {
 				select {
-				case forbidden <- err:
+				case c.forbidden <- err:
 				default:
 				}
 			}
 		}); err != nil {
-			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s: %w", o.Name, err)
+			return nil, fmt.Errorf("watch rollout of deployment %s: %w", o.Name, err)
 		}
 	}
-	stop := make(chan struct{})
-	defer close(stop)
-	for _, inf := range informers {
+	return c, nil
+}
+
+func (c *caches) all() []cache.SharedIndexInformer {
+	return []cache.SharedIndexInformer{c.dep, c.rs, c.pods}
+}
+
+func (c *caches) run(stop <-chan struct{}) {
+	for _, inf := range c.all() {
 		go inf.Run(stop)
 	}
+}
 
-	// Look often enough to notice a stall or a pull error's grace running
-	// out without any event (at least every second); report progress every
-	// Interval.
-	budget, budgetGen := Budget{}, int64(-1)
-	every := func() time.Duration {
-		d := min(o.Interval, time.Second, o.PullErrorGrace/20)
-		if budget.Stall > 0 {
-			d = min(d, budget.Stall/20)
-		}
-		return max(d, 10*time.Millisecond)
+func (c *caches) synced() bool {
+	return c.dep.HasSynced() && c.rs.HasSynced() && c.pods.HasSynced()
+}
+
+// observe reads the caches; last is the Deployment to keep when the cache
+// has none (not synced yet, or deleted).
+func (c *caches) observe(o RolloutOptions, last *appsv1.Deployment) observation {
+	obs := observation{at: o.Now(), deployment: last}
+	if obj, ok, _ := c.dep.GetStore().GetByKey(c.key); ok {
+		obs.deployment = obj.(*appsv1.Deployment)
 	}
-	ticker := time.NewTicker(every())
-	defer ticker.Stop()
-	lastReport := o.Now()
-	pullSince := map[string]time.Time{}
-	var best *marks
-	lastProgress := start
-	look := func() rolloutState {
-		d := dep // not synced yet or deleted: keep the last known
-		if obj, ok, _ := depInf.GetStore().GetByKey(o.Namespace + "/" + o.Name); ok {
-			d = obj.(*appsv1.Deployment)
-			dep = d
-		}
-		if d.Generation != budgetGen {
-			// A new spec is a new rollout: its own budget, its own marks.
-			if o.Budget != nil {
-				budget = o.Budget(d)
-				ticker.Reset(every())
-			}
-			if budgetGen >= 0 {
-				best, lastProgress = nil, o.Now()
-			}
-			budgetGen = d.Generation
-		}
-		rss := stored[*appsv1.ReplicaSet](rsInf)
-		pods := stored[*corev1.Pod](podInf)
-		st := evaluate(d, rss, pods)
-		now := o.Now()
-		st.progress.Elapsed = now.Sub(start)
-		if st.marks != nil {
-			if best == nil {
-				best = st.marks
-			} else if best.progressed(*st.marks) {
-				lastProgress = now
-			}
-		}
-		st.progress.Idle, st.progress.Stall = now.Sub(lastProgress), budget.Stall
-		if budget.Waves > 0 && budget.Batch > 0 {
-			st.progress.Waves = budget.Waves
-			st.progress.Wave = min(budget.Waves, 1+int(st.progress.Ready)/budget.Batch)
-		}
-		seen := map[string]bool{}
-		for _, p := range st.problems {
-			if slices.Contains(pullErrors, p.Reason) {
-				seen[p.Pod] = true
-				if _, ok := pullSince[p.Pod]; !ok {
-					pullSince[p.Pod] = now
-				}
-			}
-		}
-		for pod := range pullSince {
-			if !seen[pod] {
-				delete(pullSince, pod)
-			}
-		}
-		return st
+	obs.replicaSets = stored[*appsv1.ReplicaSet](c.rs)
+	obs.pods = stored[*corev1.Pod](c.pods)
+	if o.Budget != nil {
+		obs.budget = o.Budget(obs.deployment)
 	}
-	synced := func() bool {
-		return depInf.HasSynced() && rsInf.HasSynced() && podInf.HasSynced()
-	}
-	var st rolloutState
-	for {
-		tick := false
-		select {
-		case <-ctx.Done():
-			if synced() {
-				st = look()
-			}
-			if cause := context.Cause(ctx); errors.Is(cause, ErrRolloutTimeout) {
-				return fail(st, ErrRolloutTimeout, fmt.Sprintf("timeout %s", o.Timeout))
-			}
-			return fail(st, context.Cause(ctx), "")
-		case <-ticker.C:
-			if now := o.Now(); now.Sub(lastReport) >= o.Interval-time.Millisecond {
-				tick, lastReport = true, now
-			}
-		case <-changed:
-		case err := <-forbidden:
-			return RolloutProgress{}, fmt.Errorf("watch rollout of deployment %s in %s: %w; grant list and watch on deployments, replicasets and pods (deploy/rbac/<cluster>.yaml)", o.Name, o.Namespace, err)
-		}
-		if synced() {
-			st = look()
-			if st.done {
-				if o.Progress != nil {
-					o.Progress(st.progress)
-				}
-				return st.progress, nil
-			}
-			if why := (failureRules{o.MaxRestarts, o.PullErrorGrace}).certain(st.problems, pullSince, o.Now()); why != "" {
-				return fail(st, ErrRolloutFailed, why)
-			}
-			if budget.Stall > 0 && st.progress.Idle > budget.Stall {
-				return fail(st, ErrRolloutStalled, fmt.Sprintf("no new pod became Ready and no old pod went away for %s, longer than one wave may take (%s: drain, start and readiness)",
-					st.progress.Idle.Round(time.Millisecond), budget.Stall))
-			}
-		}
-		if tick && o.Progress != nil {
-			o.Progress(st.progress)
-		}
-	}
+	return obs
 }
 
 // informer watches one kind of object in a namespace, with list options

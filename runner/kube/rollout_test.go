@@ -149,7 +149,7 @@ func TestWatchRollout(t *testing.T) {
 		client := fake.NewClientset(deployment(2, 2, 1, 1, 0, 1), replicaSet("2", "new"), pod("new-1", "new", false, waiting("CrashLoopBackOff", "", 5)))
 		_, err := WatchRollout(context.Background(), client, RolloutOptions{Namespace: "ns", Name: "web", Timeout: 10 * time.Second})
 		assert.Assert(t, errors.Is(err, ErrRolloutFailed), "%v", err)
-		assert.ErrorContains(t, err, "pod new-1 container app: CrashLoopBackOff after 5 restarts")
+		assert.ErrorContains(t, err, "; 1 pod CrashLoopBackOff after 5 restarts: exited with code 1 (Error); last line: fake logs (pod new-1 container app)")
 	})
 	t.Run("never ready times out naming the pod", func(t *testing.T) {
 		running := corev1.ContainerStatus{Name: "app", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}
@@ -158,7 +158,7 @@ func TestWatchRollout(t *testing.T) {
 		assert.Assert(t, errors.Is(err, ErrRolloutTimeout), "%v", err)
 		// The elapsed time is rounded to seconds: 0s, or 1s on a busy machine.
 		assert.ErrorContains(t, err, "deployment web in ns: rollout timed out after ")
-		assert.ErrorContains(t, err, "s with 0/1 ready, 1/1 updated: timeout 300ms; pod new-1 container app: NotReady")
+		assert.ErrorContains(t, err, "s with 0/1 ready, 1/1 updated: timeout 300ms; 1 pod NotReady: running, readiness probe not passing (no probe event) (pod new-1 container app)")
 	})
 	t.Run("Kubernetes' progress deadline alone is reported, not obeyed", func(t *testing.T) {
 		// Slow image pulls trip progressDeadlineSeconds while the rollout
@@ -343,5 +343,5 @@ func TestWatchRolloutStall(t *testing.T) {
 	}
 	assert.Assert(t, errors.Is(err, ErrRolloutStalled), "%v", err)
 	assert.ErrorContains(t, err, "no new pod became Ready and no old pod went away for 11m0s, longer than one wave may take (10m0s: drain, start and readiness)")
-	assert.ErrorContains(t, err, "pod new-2 container app: NotReady")
+	assert.ErrorContains(t, err, "; 1 pod NotReady: running, readiness probe not passing (no probe event) (pod new-2 container app)")
 }

@@ -155,7 +155,7 @@ func Health(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, t tar
 		if err := check(pctx, cfg, c, p, opts, &h); err != nil {
 			h.Error = err.Error()
 		}
-		h.Body, h.Error = red.text(h.Body), red.text(h.Error)
+		h.Body, h.Error = red.Text(h.Body), red.Text(h.Error)
 		log.Info("health", "target", t.Name, "pod", h.Pod, "status", h.Status, "latency", h.Latency.Round(time.Millisecond), "error", h.Error)
 		report.Pods[i] = h
 	})

@@ -125,7 +125,7 @@ func Logs(ctx context.Context, c kubernetes.Interface, t targets.Target, opts Lo
 	each(len(ps), opts.Parallel, func(i int) {
 		report.Pods[i], errs[i] = podLogs(ctx, c, &ps[i], opts, share)
 		for j, l := range report.Pods[i].Lines {
-			report.Pods[i].Lines[j] = red.text(l)
+			report.Pods[i].Lines[j] = red.Text(l)
 		}
 	})
 	if err := errors.Join(errs...); err != nil {

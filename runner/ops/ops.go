@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/redact"
 )
 
 // Labels the chart puts on every pod.
@@ -104,4 +105,13 @@ func each(n, limit int, f func(i int)) {
 	for range n {
 		<-done
 	}
+}
+
+// redactorFor is the redactor of the Secrets the pods load.
+func redactorFor(ctx context.Context, c kubernetes.Interface, namespace string, pods []corev1.Pod) (redact.Redactor, error) {
+	specs := make([]*corev1.PodSpec, len(pods))
+	for i := range pods {
+		specs[i] = &pods[i].Spec
+	}
+	return redact.For(ctx, c, namespace, specs...)
 }

@@ -572,7 +572,7 @@ func (u under) fail(ctx context.Context, h history, rel *hrelease.Release, deplo
 		}
 		merr := u.setStatus(back.rel, hrelease.StatusFailed, OutcomeFailed, fmt.Sprintf("rollout of the return to revision %d failed: %s", to.Version, oneLine(err)))
 		u.res.Status, u.res.Outcome = string(hrelease.StatusFailed), OutcomeFailed
-		return errors.Join(fmt.Errorf("%s failed: %w; returned to revision %d as revision %d, but that rollout did not complete either: %v; look at the pods (health, logs) before anything else",
+		return errors.Join(fmt.Errorf("%s failed: %w; returned to revision %d as revision %d, but that rollout did not complete either: %w; look at the pods (health, logs) before anything else",
 			u.what(), cause, to.Version, back.rel.Version, err), merr)
 	}
 	return fmt.Errorf("%s failed: %w; %w to revision %d (recorded as revision %d); fix the image or values and deploy again",

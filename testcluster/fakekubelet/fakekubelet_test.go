@@ -78,7 +78,13 @@ func TestStartNeedsAPodLookup(t *testing.T) {
 }
 
 func TestContainerLogsHonourTheKubeletQuery(t *testing.T) {
-	k := startDirect(t, chatbot("ok", "repo/app:v1"), chatbot("sick", "repo/app:unhealthy@sha256:00"))
+	crashing := chatbot("crashing", "repo/app:crashloop")
+	crashing.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "dv-pipecat", RestartCount: 2,
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}
+	pulling := chatbot("pulling", "repo/app:pull-error")
+	pulling.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "dv-pipecat",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}}}
+	k := startDirect(t, chatbot("ok", "repo/app:v1"), chatbot("sick", "repo/app:unhealthy@sha256:00"), chatbot("never", "repo/app:never-ready"), crashing, pulling)
 	client := verifyingClient(t, k)
 	tests := []struct {
 		name, path string
@@ -104,6 +110,14 @@ func TestContainerLogsHonourTheKubeletQuery(t *testing.T) {
 		{"bad-since", "/containerLogs/default/ok/dv-pipecat?sinceSeconds=x", 400, "sinceSeconds must be a positive integer\n"},
 		{"no-previous-container", "/containerLogs/default/ok/dv-pipecat?previous=true", 400,
 			"previous terminated container \"dv-pipecat\" in pod \"ok\" not found\n"},
+		{"never-ready-logs-503", "/containerLogs/default/never/dv-pipecat?tailLines=1", 200,
+			"INFO GET /pc/v1/healthcheck 503\n"},
+		{"a crash's last line, previous container", "/containerLogs/default/crashing/dv-pipecat?previous=true", 200,
+			"INFO starting dv-pipecat (repo/app:crashloop) in pod crashing\n" + fakekubelet.CrashLine + "\n"},
+		{"a crash's last line, current container", "/containerLogs/default/crashing/dv-pipecat?tailLines=1", 200,
+			fakekubelet.CrashLine + "\n"},
+		{"a container that never started", "/containerLogs/default/pulling/dv-pipecat", 400,
+			"container \"dv-pipecat\" in pod \"pulling\" is waiting to start: ImagePullBackOff\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package fakekubelet
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -29,10 +30,16 @@ type Line struct {
 	Text string // without the newline
 }
 
+// CrashLine is the last line a crash-looping container (image tag
+// crashloop) printed before it exited.
+const CrashLine = "ERROR fatal: cannot start, exiting with code 1 (fake node: image tag crashloop)"
+
 // DefaultLogs is what the chatbot logs: a start line ten minutes ago, the
 // server's listening line five minutes ago, and a health check 30 seconds
-// and one second ago (answered 503 for TagUnhealthy). A TagChatty container
-// also logged ChattyLines debug lines two minutes ago.
+// and one second ago (answered 503 for TagUnhealthy and for a container
+// that never becomes ready). A crash-looping container's run ends with
+// CrashLine instead; a TagChatty container also logged ChattyLines debug
+// lines two minutes ago.
 func DefaultLogs(pod *corev1.Pod, container string, now time.Time) []Line {
 	image, tag := "", ""
 	for _, c := range pod.Spec.Containers {
@@ -40,11 +47,12 @@ func DefaultLogs(pod *corev1.Pod, container string, now time.Time) []Line {
 			image, tag = c.Image, fakenode.ImageTag(c.Image)
 		}
 	}
-	health := healthStatus(tag)
-	lines := []Line{
-		{now.Add(-10 * time.Minute), fmt.Sprintf("INFO starting %s (%s) in pod %s", container, image, pod.Name)},
-		{now.Add(-5 * time.Minute), "INFO Uvicorn running on http://0.0.0.0:8765"},
+	start := []Line{{now.Add(-10 * time.Minute), fmt.Sprintf("INFO starting %s (%s) in pod %s", container, image, pod.Name)}}
+	if tag == fakenode.TagCrashLoop {
+		return append(start, Line{now.Add(-10*time.Minute + time.Second), CrashLine})
 	}
+	health := healthStatus(tag)
+	lines := append(start, Line{now.Add(-5 * time.Minute), "INFO Uvicorn running on http://0.0.0.0:8765"})
 	if tag == TagChatty {
 		base := now.Add(-2 * time.Minute)
 		for i := range ChattyLines {
@@ -73,8 +81,15 @@ func (k *Kubelet) containerLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if q.Get("previous") == "true" {
+	cs := containerStatus(pod, container)
+	if q.Get("previous") == "true" && (cs == nil || cs.RestartCount == 0) {
 		http.Error(w, fmt.Sprintf("previous terminated container %q in pod %q not found", container, pod.Name), http.StatusBadRequest)
+		return
+	}
+	// As the kubelet: a container that never ran has no logs. (Each run of
+	// a restarted one printed the same lines, so "previous" reads them too.)
+	if cs != nil && cs.RestartCount == 0 && cs.State.Waiting != nil && cs.State.Waiting.Reason != "CrashLoopBackOff" {
+		http.Error(w, fmt.Sprintf("container %q in pod %q is waiting to start: %s", container, pod.Name, cs.State.Waiting.Reason), http.StatusBadRequest)
 		return
 	}
 	now := k.opts.Now()
@@ -149,9 +164,41 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 	return false
 }
 
+func containerStatus(pod *corev1.Pod, name string) *corev1.ContainerStatus {
+	for i := range pod.Status.ContainerStatuses {
+		if pod.Status.ContainerStatuses[i].Name == name {
+			return &pod.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
 func healthStatus(tag string) int {
-	if tag == TagUnhealthy {
+	if tag == TagUnhealthy || tag == fakenode.TagNeverReady {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusOK
+}
+
+// AppLogs serves what apps plays in a pod: the lines a run that crashes or
+// never becomes ready printed (each a second apart, the last a second ago),
+// and DefaultLogs for the rest.
+func AppLogs(apps func() *fakenode.Apps) func(pod *corev1.Pod, container string, now time.Time) []Line {
+	return func(pod *corev1.Pod, container string, now time.Time) []Line {
+		a := apps()
+		if a == nil || len(pod.Spec.Containers) == 0 || pod.Spec.Containers[0].Name != container {
+			return DefaultLogs(pod, container, now)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		run, ok := a.Run(ctx, pod)
+		if !ok || run.Behavior == fakenode.Ready || len(run.Logs) == 0 {
+			return DefaultLogs(pod, container, now)
+		}
+		lines := make([]Line, len(run.Logs))
+		for i, l := range run.Logs {
+			lines[i] = Line{now.Add(-time.Duration(len(run.Logs)-i) * time.Second), l}
+		}
+		return lines
+	}
 }

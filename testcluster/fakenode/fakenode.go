@@ -119,6 +119,12 @@ type Options struct {
 	// node's status.daemonEndpoints.kubeletEndpoint, so the API server sends
 	// pods/log and pods/portforward there (see package fakekubelet).
 	Kubelet *KubeletEndpoint
+	// Apps, when set, plays the app in every pod Behavior leaves Ready: its
+	// run, decided from the container's environment, says whether it
+	// crashes, how (exit code, and the lines it printed as the termination
+	// message of a container with terminationMessagePolicy
+	// FallbackToLogsOnError), or whether its readiness probe fails.
+	Apps *Apps
 }
 
 // KubeletEndpoint is where a (fake) kubelet serves the API server.
@@ -203,6 +209,7 @@ func Start(ctx context.Context, opts Options) (*Nodes, error) {
 		n.names = append(n.names, nd.name)
 	}
 	var wg sync.WaitGroup
+	wg.Go(func() { k.events.run(ctx) })
 	for range k.opts.Workers {
 		wg.Go(func() {
 			for k.next(ctx) {
@@ -236,6 +243,7 @@ type life struct {
 type kubelet struct {
 	opts       Options
 	client     kubernetes.Interface
+	events     *recorder
 	log        *slog.Logger
 	nodes      []node
 	pods       corelisters.PodLister
@@ -302,9 +310,19 @@ func newKubelet(opts Options) (*kubelet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start fake node: %w", err)
 	}
+	// Events go through a client of their own: its rate limit never delays
+	// a status update.
+	ecfg := rest.CopyConfig(opts.Config)
+	ecfg.QPS, ecfg.Burst = 20, 40
+	ecfg.UserAgent = "testcluster-fakenode-events"
+	eclient, err := kubernetes.NewForConfig(ecfg)
+	if err != nil {
+		return nil, fmt.Errorf("start fake node: %w", err)
+	}
 	k := &kubelet{
 		opts:    opts,
 		client:  client,
+		events:  newRecorder(eclient, opts.Now, log),
 		log:     log,
 		queue:   workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		scale:   scale(opts.TimeScale),
@@ -505,6 +523,7 @@ func (k *kubelet) forget(obj any) {
 	if !ok {
 		return
 	}
+	k.opts.Apps.forget(pod.UID)
 	k.mu.Lock()
 	delete(k.changed, pod.UID)
 	delete(k.lives, pod.UID)
@@ -603,7 +622,8 @@ func (k *kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 	if n == nil {
 		return 0, nil
 	}
-	status, again := k.desired(pod, *n, k.opts.Behavior(pod))
+	b, run := k.behavior(ctx, pod)
+	status, again := k.desired(pod, *n, b, run)
 	if status == nil {
 		return again, nil
 	}
@@ -614,7 +634,24 @@ func (k *kubelet) sync(ctx context.Context, key string) (time.Duration, error) {
 		// A newer version is on its way through the informer.
 		return 0, nil
 	}
+	if err == nil {
+		k.events.emit(pod, eventsFor(pod, &pod.Status, status, b, run)...)
+	}
 	return again, err
+}
+
+// behavior is what becomes of a bound pod: Options.Behavior's choice, or,
+// for a pod it leaves Ready, the run Options.Apps plays.
+func (k *kubelet) behavior(ctx context.Context, pod *corev1.Pod) (Behavior, *AppRun) {
+	b := k.opts.Behavior(pod)
+	if b != Ready || k.opts.Apps == nil {
+		return b, nil
+	}
+	run, ok := k.opts.Apps.Run(ctx, pod)
+	if !ok {
+		return b, nil
+	}
+	return run.Behavior, &run
 }
 
 // bind places an unbound pod on a node, or reports why it cannot.
@@ -738,6 +775,9 @@ func (k *kubelet) markUnschedulable(ctx context.Context, pod *corev1.Pod, why st
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
 	}
+	if err == nil {
+		k.events.emit(pod, event{corev1.EventTypeWarning, "FailedScheduling", why, fromScheduler})
+	}
 	return err
 }
 
@@ -773,7 +813,7 @@ func (k *kubelet) drainLeft(pod *corev1.Pod) time.Duration {
 
 // desired returns the status pod should have next, or nil when it already
 // has it, and when to look again.
-func (k *kubelet) desired(pod *corev1.Pod, n node, b Behavior) (*corev1.PodStatus, time.Duration) {
+func (k *kubelet) desired(pod *corev1.Pod, n node, b Behavior, run *AppRun) (*corev1.PodStatus, time.Duration) {
 	var st state
 	var again time.Duration
 	if k.opts.Timing != nil {
@@ -786,7 +826,7 @@ func (k *kubelet) desired(pod *corev1.Pod, n node, b Behavior) (*corev1.PodStatu
 			// see the change.
 			again = k.scale.real(next) + time.Millisecond
 		}
-		status := k.status(pod, n, st, l.bound)
+		status := k.status(pod, n, st, l.bound, run)
 		if sameStatus(&pod.Status, status) {
 			return nil, again
 		}
@@ -806,7 +846,7 @@ func (k *kubelet) desired(pod *corev1.Pod, n node, b Behavior) (*corev1.PodStatu
 		if wait := k.wait(pod, now); wait > 0 && len(pod.Status.ContainerStatuses) > 0 {
 			return nil, wait
 		}
-		return k.status(pod, n, state{stage: stageCrashed, restarts: restarts + 1}, now), k.opts.CrashLoopInterval
+		return k.status(pod, n, state{stage: stageCrashed, restarts: restarts + 1}, now, run), k.opts.CrashLoopInterval
 	case PullError:
 		switch waitingReason(pod) {
 		case "ImagePullBackOff":
@@ -815,14 +855,14 @@ func (k *kubelet) desired(pod *corev1.Pod, n node, b Behavior) (*corev1.PodStatu
 			if wait := k.wait(pod, now); wait > 0 {
 				return nil, wait
 			}
-			return k.status(pod, n, state{stage: stagePullBackOff}, now), 0
+			return k.status(pod, n, state{stage: stagePullBackOff}, now, run), 0
 		}
 		k.wait(pod, now)
-		return k.status(pod, n, state{stage: stagePullError}, now), k.opts.CrashLoopInterval
+		return k.status(pod, n, state{stage: stagePullError}, now, run), k.opts.CrashLoopInterval
 	default:
 		return nil, 0
 	}
-	status := k.status(pod, n, st, now)
+	status := k.status(pod, n, st, now, run)
 	if sameStatus(&pod.Status, status) {
 		return nil, 0
 	}
@@ -845,8 +885,9 @@ func (k *kubelet) wait(pod *corev1.Pod, now time.Time) time.Duration {
 }
 
 // status builds the status a kubelet reports for pod in state st; bound is
-// when the pod was bound, the origin of st's times.
-func (k *kubelet) status(pod *corev1.Pod, n node, st state, bound time.Time) *corev1.PodStatus {
+// when the pod was bound, the origin of st's times; run, when set, is how
+// the app fares (its exit code and last lines when it crashes).
+func (k *kubelet) status(pod *corev1.Pod, n node, st state, bound time.Time, run *AppRun) *corev1.PodStatus {
 	now := metav1.NewTime(k.opts.Now())
 	s := pod.Status.DeepCopy()
 	s.HostIP = n.ip
@@ -900,8 +941,15 @@ func (k *kubelet) status(pod *corev1.Pod, n node, st state, bound time.Time) *co
 			cs.LastTerminationState.Terminated = old
 		}
 		if st.restarts > 0 && !sameRestarts(pod, ct.Name, restarts) {
+			code, msg := int32(1), ""
+			if run != nil {
+				if run.ExitCode != 0 {
+					code = run.ExitCode
+				}
+				msg = terminationMessage(&ct, run.Logs)
+			}
 			cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-				ExitCode: 1, Reason: "Error", StartedAt: now, FinishedAt: now, ContainerID: cs.ContainerID,
+				ExitCode: code, Reason: "Error", Message: msg, StartedAt: now, FinishedAt: now, ContainerID: cs.ContainerID,
 			}}
 		}
 		switch st.stage {

@@ -34,7 +34,14 @@ type env struct {
 	echo       string   // secrets JSON whose planted value is also a key the runner names
 	echoValue  string
 	sourceV2   string // the stand-in app with one more file: another digest
-	tmp        string
+	// requiresRedis is the stand-in built to require REDIS_URL (ENV
+	// REQUIRED_ENV in its image, as the real app's code requires it), and
+	// missingKey a secrets JSON without it.
+	requiresRedis string
+	missingKey    string
+	tmp           string
+	// replay is the replay command a failed deploy's record printed.
+	replay []string
 }
 
 func setup(ctx context.Context, o options) (*env, error) {
@@ -63,6 +70,13 @@ func setup(ctx context.Context, o options) (*env, error) {
 	if err := os.WriteFile(dockerfile, append(df, []byte("LABEL ai.ringg.enginetest=\"v2\"\n")...), 0o644); err != nil {
 		return nil, err
 	}
+	e.requiresRedis = filepath.Join(tmp, "chatbot-requires-redis")
+	if err := os.CopyFS(e.requiresRedis, os.DirFS(filepath.Join(e.dir, "examples", "chatbot"))); err != nil {
+		return nil, fmt.Errorf("copy the stand-in app: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(e.requiresRedis, "Dockerfile"), append(df, []byte("ENV REQUIRED_ENV=REDIS_URL\n")...), 0o644); err != nil {
+		return nil, err
+	}
 	fmt.Fprintln(os.Stderr, "== starting the test cluster (builds it once, cached)")
 	e.cluster, err = testcluster.Start(ctx, testcluster.Options{ReadyTimeout: 5 * time.Minute})
 	if err != nil {
@@ -79,6 +93,7 @@ func setup(ctx context.Context, o options) (*env, error) {
 	e.secrets = filepath.Join(tmp, "secrets.json")
 	e.creds = filepath.Join(tmp, "creds.json")
 	e.echo = filepath.Join(tmp, "echo.json")
+	e.missingKey = filepath.Join(tmp, "missing-key.json")
 	e.echoValue = "planted-echo-1" + r
 	e.planted = append(e.planted, e.echoValue)
 	files := map[string]string{
@@ -93,6 +108,8 @@ func setup(ctx context.Context, o options) (*env, error) {
 		// (not a portable variable name), so the engine must scrub it from what
 		// the runner prints.
 		e.echo: fmt.Sprintf(`{"%s":"x","ALIAS":"%s"}`, e.echoValue, e.echoValue),
+		// The app's secrets without REDIS_URL, which requiresRedis needs.
+		e.missingKey: fmt.Sprintf(`{"OPENAI_API_KEY":"%s","ADMIN_API_KEY":"%s","ENVIRONMENT":"et"}`, e.planted[0], e.planted[2]),
 	}
 	for path, doc := range files {
 		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
@@ -167,6 +184,9 @@ func walk(dir string) ([]string, error) {
 type step struct {
 	name string
 	args []string
+	// argsFrom, when set, gives the arguments when the step runs: a
+	// command an earlier step printed.
+	argsFrom func() ([]string, error)
 	// fail: the command must fail (a refusal being tested).
 	fail  bool
 	check func(out string) error
@@ -283,6 +303,17 @@ func (e *env) steps(o options, ns string) []step {
 		step{name: "scale canary", args: call("", prod, "scale", "--target", "CANARY", "--replicas", "3", "--wait", "2m"), check: contains("3")},
 		step{name: "scrub: a planted value the runner prints", args: call("", stage, "deploy", "--branch", "dv-stage", "--dry-run", "--secrets-json", "file://"+e.echo),
 			check: all(contains(`key \"***\"`), lacks(e.echoValue))},
+		// An app whose image requires REDIS_URL, deployed with secrets that
+		// lack it: the deploy fails in the app's own words, and its record
+		// prints the replay command, which reproduces it with the app
+		// really running.
+		step{name: "deploy of an app missing a required key explains itself",
+			args: append(call(e.requiresRedis, stage, "--source-ref", e.requiresRedis), "deploy", "--branch", "dv-stage", "--commit", "c3", "--secrets-json", "file://"+e.missingKey),
+			fail: true, check: all(contains(appMissingKey, "CrashLoopBackOff", "<!-- ringg-ci:record -->", "#### Why the rollout of deployment dv-pipecat failed",
+				"Last lines of container dv-pipecat", "#### Reproduce"), e.rememberReplay)},
+		step{name: "the printed replay reproduces it with the app running", argsFrom: e.replayArgs, fail: true,
+			check: contains("run the app as the kubelet runs a pod of staging", "staging: crashed: exit code 1", appMissingKey,
+				"deploy dv-stage to the sandbox on fake nodes, as the run did", "CrashLoopBackOff")},
 	)
 	var out []step
 	for _, st := range s {
@@ -292,6 +323,29 @@ func (e *env) steps(o options, ns string) []step {
 		}
 	}
 	return out
+}
+
+// appMissingKey is the stand-in's own last line when REDIS_URL is missing.
+const appMissingKey = `"error":"read chatbot configuration: required setting REDIS_URL is not set (REQUIRED_ENV); add it to the app's secrets"`
+
+// rememberReplay keeps the replay command a failed deploy's record printed.
+func (e *env) rememberReplay(out string) error {
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "dagger ") && strings.Contains(line, " replay ") {
+			e.replay = strings.Fields(line)
+			return nil
+		}
+	}
+	return errors.New("the record prints no replay command")
+}
+
+// replayArgs are the printed replay command's arguments, run as printed.
+func (e *env) replayArgs() ([]string, error) {
+	if len(e.replay) < 2 {
+		return nil, errors.New("no replay command was printed by the deploy before")
+	}
+	return e.replay[1:], nil
 }
 
 // remember keeps the digest a deploy printed under key.
@@ -350,6 +404,14 @@ func (e *env) pass(ctx context.Context, n int, o options) []result {
 
 func (e *env) runStep(ctx context.Context, n int, st step, o options) result {
 	r := result{step: st, pass: n}
+	if st.argsFrom != nil {
+		args, err := st.argsFrom()
+		if err != nil {
+			r.rc, r.err = -1, err
+			return r
+		}
+		st.args, r.step.args = args, args
+	}
 	start := time.Now()
 	text, err := e.dagger(ctx, e.dir, st.args...)
 	r.wall = time.Since(start)

@@ -44,6 +44,16 @@ type Config struct {
 	// ExpectedEnv lists the variable names /info reports on: DefaultExpectedEnv plus the comma-separated
 	// names in EXPECTED_ENV.
 	ExpectedEnv []string
+
+	// The failure switches, so tests can prove the pipeline sees an app fail the ways a real one does.
+	//
+	// RequiredEnv (REQUIRED_ENV, comma-separated) names variables the app refuses to start without, as the real
+	// app refuses to start without REDIS_URL: ConfigFromEnv fails when one is unset or empty.
+	RequiredEnv []string
+	// HealthStatus (HEALTH_STATUS), when set, is what /healthcheck and /ready answer instead of 200, e.g. 503.
+	HealthStatus int
+	// CrashAtStart (CRASH_AT_START), when set, is the exit code the app exits with right after it starts.
+	CrashAtStart int
 }
 
 // ConfigFromEnv reads the configuration through getenv and reports every invalid setting at once.
@@ -92,6 +102,34 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		name = strings.TrimSpace(name)
 		if name != "" && !slices.Contains(cfg.ExpectedEnv, name) {
 			cfg.ExpectedEnv = append(cfg.ExpectedEnv, name)
+		}
+	}
+	var missing []string
+	for _, name := range strings.Split(getenv("REQUIRED_ENV"), ",") {
+		name = strings.TrimSpace(name)
+		if name == "" || slices.Contains(cfg.RequiredEnv, name) {
+			continue
+		}
+		cfg.RequiredEnv = append(cfg.RequiredEnv, name)
+		if strings.TrimSpace(getenv(name)) == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		errs = append(errs, fmt.Errorf("required setting %s is not set (REQUIRED_ENV); add it to the app's secrets", strings.Join(missing, ", ")))
+	}
+	if v := strings.TrimSpace(getenv("HEALTH_STATUS")); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 200 || n > 599 {
+			errs = append(errs, fmt.Errorf("read HEALTH_STATUS %q: not an HTTP status; set it to e.g. 503", v))
+		} else {
+			cfg.HealthStatus = n
+		}
+	}
+	if v := strings.TrimSpace(getenv("CRASH_AT_START")); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 255 {
+			errs = append(errs, fmt.Errorf("read CRASH_AT_START %q: not an exit code; set it to 1 to 255", v))
+		} else {
+			cfg.CrashAtStart = n
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

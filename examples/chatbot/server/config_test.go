@@ -52,6 +52,25 @@ func TestConfigFromEnv(t *testing.T) {
 			wantErr: []string{`read PORT "http": not a port number`, `read DRAIN_DEADLINE_SECONDS "-1": not a positive`},
 		},
 		{
+			name: "failure switches",
+			env:  map[string]string{"REQUIRED_ENV": "REDIS_URL, OPENAI_API_KEY", "REDIS_URL": "redis://r", "OPENAI_API_KEY": "sk", "HEALTH_STATUS": "503", "CRASH_AT_START": "3"},
+			want: func(c *server.Config) {
+				c.RequiredEnv = []string{"REDIS_URL", "OPENAI_API_KEY"}
+				c.HealthStatus = 503
+				c.CrashAtStart = 3
+			},
+		},
+		{
+			name:    "a required setting missing",
+			env:     map[string]string{"REQUIRED_ENV": "REDIS_URL,OPENAI_API_KEY", "OPENAI_API_KEY": "sk", "REDIS_URL": " "},
+			wantErr: []string{"required setting REDIS_URL is not set (REQUIRED_ENV); add it to the app's secrets"},
+		},
+		{
+			name:    "switches out of range",
+			env:     map[string]string{"HEALTH_STATUS": "ok", "CRASH_AT_START": "0"},
+			wantErr: []string{`read HEALTH_STATUS "ok": not an HTTP status`, `read CRASH_AT_START "0": not an exit code`},
+		},
+		{
 			name:    "deadline past the grace period",
 			env:     map[string]string{"DRAIN_DEADLINE_SECONDS": "300"},
 			wantErr: []string{"outlive the 270 s termination grace period; lower it"},

@@ -284,6 +284,11 @@ func (s *Server) health() (int, healthBody) {
 		b.Status = "draining"
 		return http.StatusServiceUnavailable, b
 	}
+	if s.cfg.HealthStatus != 0 {
+		// The HEALTH_STATUS switch: an app whose dependencies are down.
+		b.Status = "unhealthy"
+		return s.cfg.HealthStatus, b
+	}
 	return http.StatusOK, b
 }
 
@@ -294,7 +299,7 @@ func (s *Server) handleHealthcheck(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	code, b := s.health()
-	if code == http.StatusOK {
+	if code == http.StatusOK && s.cfg.HealthStatus == 0 {
 		b.Status = "ready"
 	}
 	writeJSON(w, code, b)
