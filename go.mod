@@ -4,6 +4,7 @@ go 1.26.1
 
 require (
 	github.com/google/go-containerregistry v0.22.1
+	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674
 	github.com/ringg/ringg-ci/tools/testcluster/controlplane v0.0.0-00010101000000-000000000000
 	github.com/sethvargo/go-githubactions v1.3.0
 	gotest.tools/v3 v3.5.2
@@ -28,6 +29,7 @@ require (
 	github.com/blang/semver/v4 v4.0.0 // indirect
 	github.com/chai2010/gettext-go v1.0.2 // indirect
 	github.com/cloudflare/circl v1.6.3 // indirect
+	github.com/coder/websocket v1.8.14 // indirect
 	github.com/cyphar/filepath-securejoin v0.7.0 // indirect
 	github.com/evanphx/json-patch v5.9.11+incompatible // indirect
 	github.com/exponent-io/jsonpath v0.0.0-20210407135951-1de76d718b3f // indirect
@@ -36,7 +38,6 @@ require (
 	github.com/go-gorp/gorp/v3 v3.1.0 // indirect
 	github.com/gobwas/glob v0.2.3 // indirect
 	github.com/google/btree v1.1.3 // indirect
-	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674 // indirect
 	github.com/gosuri/uitable v0.0.4 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
@@ -111,6 +112,7 @@ require (
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
 	github.com/ringg/ringg-ci/ci v0.0.0-00010101000000-000000000000
+	github.com/ringg/ringg-ci/examples/chatbot v0.0.0-00010101000000-000000000000
 	github.com/sirupsen/logrus v1.9.4 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
@@ -142,3 +144,8 @@ replace github.com/ringg/ringg-ci/ci => ./ci
 // The test cluster's PKI, kubeconfigs and component flags (stdlib only),
 // shared by cmd/sandbox-cluster and the testcluster helper.
 replace github.com/ringg/ringg-ci/tools/testcluster/controlplane => ./tools/testcluster/controlplane
+
+// The stand-in chatbot's server: the fake kubelet of the test cluster runs it
+// behind every pod's port, so health checks and synthetic calls through
+// port-forward reach the same code the stand-in's image runs.
+replace github.com/ringg/ringg-ci/examples/chatbot => ./examples/chatbot
