@@ -19,6 +19,8 @@ const (
 	Target        = "target"
 	LintChart     = "lint-chart"
 	RegistryLogin = "registry-login"
+	History       = "history"
+	Verify        = "verify"
 )
 
 // The flags of the runner's verbs, without their dashes (Arg adds them).
@@ -47,6 +49,11 @@ const (
 	PasswordFile     = "password-file"
 	SecretsJSON      = "secrets-json"
 	CredsJSON        = "creds-json"
+	Commit           = "commit"
+	WaitUntilHealthy = "wait-until-healthy"
+	Verification     = "verification"
+	PrometheusURL    = "prometheus-url"
+	Window           = "window"
 
 	// Overrides of a target's defaults.
 	Project         = "project"

@@ -37,14 +37,15 @@ func (r *runner) execute(ctx context.Context, t targets.Target, run func(release
 }
 
 func runDeploy(ctx context.Context, r *runner, args []string) error {
-	var branch, image, holder string
+	var branch, image, holder, commit string
 	var sf secretFiles
 	var timeout time.Duration
 	var standIn bool
-	f := r.flags(command.Deploy).target().cluster().chart().output()
+	f := r.flags(command.Deploy).target().cluster().chart().verification().output()
 	f.standIn(&standIn)
 	f.StringVar(&branch, command.Branch, "", "branch that was pushed: "+strings.Join(targets.Branches(), " or "))
 	f.StringVar(&image, command.Image, "", "image to deploy, repository@sha256:… as printed by publish")
+	f.StringVar(&commit, command.Commit, "", "commit the image was built from, recorded with the release (history shows it)")
 	f.secrets(&sf)
 	f.duration(&timeout, command.Timeout, 0, "how long to wait for the rollout before rolling back (default: computed from replicas, probes and drain)")
 	f.holder(&holder)
@@ -61,13 +62,13 @@ func runDeploy(ctx context.Context, r *runner, args []string) error {
 	}
 	plan, err := pipeline.NewDeploy(pipeline.DeployInput{
 		Branch: branch, Overrides: r.overrides, ChartDir: r.chartDir, Image: image,
-		NewSecrets: names, Timeout: timeout, Holder: r.holderOr(holder), StandIn: standIn,
+		NewSecrets: names, Timeout: timeout, Holder: r.holderOr(holder), StandIn: standIn, Commit: commit,
 	})
 	if err != nil {
 		return err
 	}
 	return r.execute(ctx, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
-		return (&release.Deployer{Clients: c, Plan: plan, Secrets: bundle, Options: o}).Run(ctx)
+		return (&release.Deployer{Clients: c, Plan: plan, Secrets: bundle, Options: o, Calls: plan.Target.Verification.Calls}).Run(ctx)
 	})
 }
 
@@ -115,8 +116,9 @@ func runPlan(ctx context.Context, r *runner, args []string) error {
 func runPromote(ctx context.Context, r *runner, args []string) error {
 	var expected, holder string
 	var soak, timeout time.Duration
-	var dryRun bool
-	f := r.flags(command.Promote).target().cluster().chart().output()
+	var dryRun, wait bool
+	f := r.flags(command.Promote).target().cluster().chart().verification().output()
+	f.BoolVar(&wait, command.WaitUntilHealthy, false, fmt.Sprintf("wait up to %s for a canary still settling (rollout, readiness, the expected digest) instead of refusing it; then soak, place calls and compare metrics, and promote only if all passed", pipeline.HealthyWait))
 	f.StringVar(&expected, command.ExpectedDigest, "", "refuse unless the canary runs this digest (sha256:…)")
 	f.duration(&soak, command.Soak, pipeline.DefaultSoak, "how long the canary must run without a container restart")
 	f.BoolVar(&dryRun, command.DryRun, false, "show the gate's findings and the change to stable, and change nothing")
@@ -127,14 +129,29 @@ func runPromote(ctx context.Context, r *runner, args []string) error {
 	}
 	plan, err := pipeline.NewPromote(pipeline.PromoteInput{
 		Overrides: r.overrides, ChartDir: r.chartDir, ExpectedDigest: expected,
-		Soak: soak, Timeout: timeout, Holder: r.holderOr(holder), DryRun: dryRun,
+		Soak: soak, Timeout: timeout, Holder: r.holderOr(holder), DryRun: dryRun, WaitUntilHealthy: wait,
 	})
 	if err != nil {
 		return err
 	}
-	return r.execute(ctx, plan.To, func(c release.Clients, o release.Options) (summarizer, error) {
-		return (&release.Promoter{Clients: c, Plan: plan, Options: o}).Run(ctx)
-	})
+	clients, err := r.clients(ctx, plan.To)
+	if err != nil {
+		return err
+	}
+	metrics, err := r.metricsCheck(ctx, plan.From, plan.To)
+	if err != nil {
+		return err
+	}
+	p := release.Promoter{Clients: clients, Plan: plan, Options: r.progressOptions(), Calls: plan.From.Verification.Calls, Metrics: metrics}
+	res, err := p.Run(ctx)
+	// A refusal prints the gate's verdict too: the calls per pod and the
+	// metrics table are what a person reads to decide what to do.
+	if res != nil && (err == nil || res.Refusal != "") {
+		if perr := r.print(res.Summary(), res); perr != nil {
+			return perr
+		}
+	}
+	return err
 }
 
 func runRollback(ctx context.Context, r *runner, args []string) error {
