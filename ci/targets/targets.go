@@ -222,7 +222,8 @@ type Overrides struct {
 	// field.
 	Identity Identity
 	// Verification replaces the target's calls, its metrics, or both (the
-	// parts it has).
+	// parts it has); metrics only of a target that promotes to another,
+	// the one they compare it with.
 	Verification *Verification
 	// MetricsURL replaces the Prometheus API the target's metrics are read
 	// from.
@@ -246,8 +247,11 @@ func (t Target) With(o Overrides) Target {
 	set(&t.Identity.ServiceAccount, o.Identity.ServiceAccount)
 	t.Platforms = slices.Clone(t.Platforms)
 	t.ValuesFiles = slices.Clone(t.ValuesFiles)
-	if o.Verification != nil {
-		t.Verification = t.Verification.Over(*o.Verification)
+	if v := o.Verification; v != nil {
+		if t.PromotesTo == "" {
+			v = &Verification{Calls: v.Calls}
+		}
+		t.Verification = t.Verification.Over(*v)
 	}
 	if o.MetricsURL != "" && t.Verification.Metrics != nil {
 		m := *t.Verification.Metrics

@@ -105,8 +105,11 @@ func TestVerificationOverrides(t *testing.T) {
 
 	staging, err := targets.Get(targets.Staging)
 	assert.NilError(t, err)
-	assert.ErrorContains(t, staging.With(targets.Overrides{Verification: &targets.Verification{Metrics: m}}).Validate(),
-		"target staging: metrics compare a target with the one it promotes to, and staging promotes nowhere")
+	st := staging.With(targets.Overrides{Verification: &targets.Verification{Metrics: m, Calls: &targets.Calls{Path: "/x", Hold: time.Second}}})
+	assert.Assert(t, st.Verification.Metrics == nil, "a document's metrics are for a target that promotes")
+	assert.Equal(t, st.Verification.Calls.Path, "/x")
+	staging.Verification.Metrics = m
+	assert.ErrorContains(t, staging.Validate(), "target staging: metrics compare a target with the one it promotes to, and staging promotes nowhere")
 }
 
 func TestQueryExpand(t *testing.T) {

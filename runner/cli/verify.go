@@ -25,7 +25,7 @@ import (
 // calls, metrics or both) and --prometheus-url.
 func (f flags) verification() flags {
 	o := &f.r.overrides
-	f.Func(command.Verification, "YAML or JSON file replacing the target's synthetic calls (calls:), metric queries (metrics:) or both (docs/operations.md, \"Judging the canary\")", func(path string) error {
+	f.Func(command.Verification, "YAML or JSON file replacing the target's synthetic calls (calls:), metric queries (metrics:) or both; repeatable, a later file replacing the parts it has (docs/operations.md, \"Judging the canary\")", func(path string) error {
 		b, err := f.r.env.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("read the verification document: %w", err)
@@ -33,6 +33,9 @@ func (f flags) verification() flags {
 		v, err := parseVerification(b)
 		if err != nil {
 			return fmt.Errorf("verification document %s: %w", path, err)
+		}
+		if o.Verification != nil {
+			v = o.Verification.Over(v)
 		}
 		o.Verification = &v
 		return nil

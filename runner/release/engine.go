@@ -392,7 +392,7 @@ func (u under) apply(ctx context.Context, h history, sp spec, verb string) (appl
 		up.Namespace = t.Namespace
 		up.MaxHistory = pipeline.MaxHistory
 		up.DisableOpenAPIValidation = true
-		up.Description, up.Labels, up.PostRenderer = desc, labels, post
+		up.Description, up.Labels, up.PostRenderer = desc, replacing(labels), post
 		rel, err = up.RunWithContext(ctx, t.Release, sp.chart, sp.values)
 	}
 	if err != nil {
@@ -498,7 +498,7 @@ func (u under) setStatus(rel *hrelease.Release, st hrelease.Status, o Outcome, d
 	}
 	rel.Labels[LabelTarget], rel.Labels[LabelOutcome] = string(u.target.Name), string(o)
 	if o != OutcomePending {
-		rel.Labels[LabelSettled] = strconv.FormatInt(u.c.Now().Unix(), 10)
+		rel.Labels[LabelSettled] = strconv.FormatInt(u.c.Now().UnixMilli(), 10)
 	}
 	return setStatus(u.cfg, rel, st, desc)
 }

@@ -26,7 +26,7 @@ func written(version int, verb string, o Outcome, status hrelease.Status, digest
 	r.Labels[LabelCommit] = "c0ffee" + strconv.Itoa(version) + "0123456789abcdef"
 	r.Info.LastDeployed = helmtime.Time{Time: day0.Add(at)}
 	if o != OutcomePending {
-		r.Labels[LabelSettled] = strconv.FormatInt(day0.Add(at+took).Unix(), 10)
+		r.Labels[LabelSettled] = strconv.FormatInt(day0.Add(at+took).UnixMilli(), 10)
 	}
 	r.Info.Description = verb + " " + digest + " by github-actions run " + strconv.Itoa(100+version) + " by octocat"
 	if o == OutcomeFailed {

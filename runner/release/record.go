@@ -28,7 +28,8 @@ const (
 	// label; a proven record's description names it in full.
 	LabelBy = "ringg-ci/by"
 	// LabelSettled is when the record's outcome was decided, in Unix
-	// seconds: with the record's deploy time, how long its rollout took.
+	// milliseconds: with the record's deploy time, how long its rollout
+	// took.
 	LabelSettled = "ringg-ci/settled"
 	// LabelGate is what promote's gate checked before it upgraded stable
 	// (GateLabel).
@@ -76,6 +77,20 @@ func recordExtras(commit, gate string) map[string]string {
 	return out
 }
 
+// replacing returns labels for an upgrade: Helm merges the previous
+// record's labels into the new record's, so each of ringg-ci's per-record
+// labels the new record lacks is set to "null", which Helm drops: a
+// rollback must not inherit the gate of the promote before it.
+func replacing(labels map[string]string) map[string]string {
+	out := maps.Clone(labels)
+	for _, k := range []string{LabelCommit, LabelGate, LabelSettled, LabelBy} {
+		if _, ok := out[k]; !ok {
+			out[k] = "null"
+		}
+	}
+	return out
+}
+
 // withExtras adds labels to every spec desire computes.
 func withExtras(desire func(history) (spec, error), labels map[string]string) func(history) (spec, error) {
 	return func(h history) (spec, error) {
@@ -99,7 +114,7 @@ func settledOf(rel *hrelease.Release) time.Time {
 	if err != nil || s <= 0 {
 		return time.Time{}
 	}
-	return time.Unix(s, 0)
+	return time.UnixMilli(s)
 }
 
 // descriptionRE reads a proven record's description: "<verb> <digest> by <holder>".
