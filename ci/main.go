@@ -113,7 +113,7 @@ func New(
 	// Source of the ringg-ci runner (the Helm SDK release engine) that runs every cluster verb: this repository's root
 	// Go module, limited to what builds cmd/ringg-ci.
 	// +defaultPath="/"
-	// +ignore=["**", "!go.mod", "!go.sum", "!cmd/ringg-ci/**", "!runner/**", "!ci/go.mod", "!ci/targets/**", "!ci/pipeline/**", "!ci/command/**", "!tools/testcluster/controlplane/go.mod", "**/*_test.go", "**/testdata/**"]
+	// +ignore=["**", "!go.mod", "!go.sum", "!cmd/ringg-ci/**", "!runner/**", "!ci/go.mod", "!ci/targets/**", "!ci/pipeline/**", "!ci/command/**", "!tools/testcluster/controlplane/go.mod", "!examples/chatbot/go.mod", "**/*_test.go", "**/testdata/**"]
 	runnerSource *dagger.Directory,
 	// GCP project of the clusters, instead of desivocalprod01.
 	// +optional
@@ -292,6 +292,9 @@ func (m *RinggCi) Deploy(
 	// Who runs this, shown to a concurrent deploy that finds the release locked (default: ringg-ci@<function host>).
 	// +optional
 	holder string,
+	// YAML or JSON replacing the target's synthetic calls placed after the rollout (calls: path, send, expect, hold).
+	// +optional
+	verification *dagger.File,
 ) (string, error) {
 	if err := pipeline.ValidateCommit(commit); commit != "" && err != nil {
 		return "", err
@@ -321,9 +324,10 @@ func (m *RinggCi) Deploy(
 		}
 	}
 	args = append(args, command.Arg(command.Image), image)
+	args = appendFlag(args, command.Arg(command.Commit), commit)
 	args = appendFlag(args, command.Arg(command.Timeout), timeout)
 	args = appendFlag(args, command.Arg(command.Holder), holder)
-	return m.run(ctx, call{args: args, cluster: true, docs: docs})
+	return m.run(ctx, call{args: args, cluster: true, docs: docs, verification: verification})
 }
 
 // Show what a deploy of a branch would change, and change nothing.
@@ -349,8 +353,10 @@ func (m *RinggCi) Plan(
 }
 
 // Promote the production canary to stable.
-// Checks that the canary is available, runs one digest and did not restart during the soak, then upgrades stable
-// (60 replicas) to exactly that digest and the canary's Secrets.
+// Checks that the canary is available and runs one digest, then soaks it: no container may restart, every round of
+// synthetic calls on its pods must pass and its metrics must stay within their thresholds of stable's; then upgrades
+// stable (60 replicas) to exactly that digest and the canary's Secrets. A refusal prints the calls per pod and the
+// metrics' verdict table.
 // +cache="never"
 func (m *RinggCi) Promote(
 	ctx context.Context,
@@ -369,15 +375,80 @@ func (m *RinggCi) Promote(
 	// Who runs this, shown to a concurrent run that finds the release locked.
 	// +optional
 	holder string,
+	// Wait up to 30 minutes for a canary that is still settling (its rollout, its readiness, the expected digest)
+	// instead of refusing it; the soak starts once it has.
+	// +optional
+	waitUntilHealthy bool,
+	// YAML or JSON replacing the canary's synthetic calls (calls:) and metric queries (metrics:).
+	// +optional
+	verification *dagger.File,
+	// A Prometheus API on the caller's machine to read the metrics from, e.g. tcp://localhost:9090 (default: the
+	// verification's url, or Google Managed Service for Prometheus with the run's Google token).
+	// +optional
+	prometheus *dagger.Service,
 ) (string, error) {
 	args := []string{command.Promote, command.Arg(command.Soak), soak}
 	args = appendFlag(args, command.Arg(command.ExpectedDigest), expectedDigest)
 	if dryRun {
 		args = append(args, command.Arg(command.DryRun))
 	}
+	if waitUntilHealthy {
+		args = append(args, command.Arg(command.WaitUntilHealthy))
+	}
 	args = appendFlag(args, command.Arg(command.Timeout), timeout)
 	args = appendFlag(args, command.Arg(command.Holder), holder)
-	return m.run(ctx, call{args: args, cluster: true})
+	return m.run(ctx, call{args: args, cluster: true, verification: verification, prometheus: prometheus})
+}
+
+// Place a synthetic call on every pod of a target, and compare its metrics with the target it promotes to.
+// Each call opens the app's WebSocket through the API server (port-forward: no Service, so no other pod gets it),
+// holds it with the exchange the target's verification names and closes it; per pod: handshake, first answer, held or
+// closed early. Fails if any call or metric fails.
+// +cache="never"
+func (m *RinggCi) Verify(
+	ctx context.Context,
+	// Target whose pods to call.
+	target Target,
+	// YAML or JSON replacing the target's synthetic calls (calls:) and metric queries (metrics:).
+	// +optional
+	verification *dagger.File,
+	// A Prometheus API on the caller's machine to read the metrics from, e.g. tcp://localhost:9090.
+	// +optional
+	prometheus *dagger.Service,
+	// How far back the metrics are compared, e.g. 10m.
+	// +default="10m"
+	window string,
+	// Print JSON instead of tables.
+	// +optional
+	asJson bool,
+) (string, error) {
+	args := []string{command.Verify, command.Arg(command.TargetName), target.flag(), command.Arg(command.Window), window}
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true, verification: verification, prometheus: prometheus})
+}
+
+// Show every revision Helm keeps of each target, and its delivery measures.
+// Per revision: who ran it, the image digest, commit and Secrets, when, how long its rollout took, its outcome
+// (proven, failed, rolled back, interrupted) and for a promote what the gate checked; per target: deploy frequency,
+// change failure rate and time to restore.
+// +cache="never"
+func (m *RinggCi) History(
+	ctx context.Context,
+	// Target to show (default: all of them).
+	// +optional
+	target Target,
+	// Only revisions applied within this long, e.g. 30d or 12h (default: every revision Helm keeps).
+	// +optional
+	since string,
+	// Print JSON instead of text.
+	// +optional
+	asJson bool,
+) (string, error) {
+	args := []string{command.History}
+	if target != "" {
+		args = append(args, command.Arg(command.TargetName), target.flag())
+	}
+	args = appendFlag(args, command.Arg(command.Since), since)
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
 }
 
 // Roll a target back to a known good state.
@@ -534,7 +605,7 @@ func (m *RinggCi) Sandbox(
 	ctx context.Context,
 	// Repository root holding the sandbox cluster's launcher (default: this repository).
 	// +defaultPath="/"
-	// +ignore=["**", "!go.mod", "!go.sum", "!ci/go.mod", "!cmd/sandbox-cluster/**", "!testcluster/fakenode/**", "!testcluster/fakekubelet/**", "!tools/testcluster/controlplane/**", "**/*_test.go", "**/testdata/**"]
+	// +ignore=["**", "!go.mod", "!go.sum", "!ci/go.mod", "!cmd/sandbox-cluster/**", "!testcluster/fakenode/**", "!testcluster/fakekubelet/**", "!tools/testcluster/controlplane/**", "!examples/chatbot/go.mod", "!examples/chatbot/server/**", "**/*_test.go", "**/testdata/**"]
 	repo *dagger.Directory,
 	// Replay one deploy of this branch (dv-stage or dv-main) instead of the whole tour.
 	// +optional

@@ -355,7 +355,7 @@ func (tr *sandboxTour) deploy(branch, title string, pushed func() (string, error
 		if err != nil {
 			return "", err
 		}
-		return m.Deploy(ctx, branch, "", ref, tr.appEnv, tr.creds, false, "", "ringg-ci sandbox")
+		return m.Deploy(ctx, branch, "", ref, tr.appEnv, tr.creds, false, "", "ringg-ci sandbox", nil)
 	}}
 }
 
@@ -408,7 +408,7 @@ func (tr *sandboxTour) promote() sandboxStep {
 		if err != nil {
 			return "", err
 		}
-		return m.Promote(ctx, "", sandboxSoak, false, "", "ringg-ci sandbox")
+		return m.Promote(ctx, "", sandboxSoak, false, "", "ringg-ci sandbox", false, nil, nil)
 	}}
 }
 

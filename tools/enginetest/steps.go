@@ -212,7 +212,7 @@ func all(checks ...func(string) error) func(string) error {
 var digestRE = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
 
 // functions are the module's functions as the CLI names them.
-var functions = []string{"build", "deploy", "health", "lint-chart", "logs", "plan", "promote", "publish", "publish-runner", "rollback", "sandbox", "scale", "smoke-test", "status", "takeover"}
+var functions = []string{"build", "deploy", "health", "history", "lint-chart", "logs", "plan", "promote", "publish", "publish-runner", "rollback", "sandbox", "scale", "smoke-test", "status", "takeover", "verify"}
 
 // steps lists one pass. Staging runs in ns+"-stage" and production in
 // ns+"-prod": both have a release named dv-pipecat, in different clusters in
