@@ -35,6 +35,7 @@ type env struct {
 	echoValue  string
 	sourceV2   string // the stand-in app with one more file: another digest
 	tmp        string
+	gate       *gateEnv // the canary gate's documents and Prometheus
 }
 
 func setup(ctx context.Context, o options) (*env, error) {
@@ -94,12 +95,18 @@ func setup(ctx context.Context, o options) (*env, error) {
 			return nil, err
 		}
 	}
+	if err := e.gateSetup(ctx); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
 func (e *env) close() {
 	if e.cluster != nil {
 		_ = e.cluster.Stop()
+	}
+	if e.gate != nil && e.gate.prom != nil {
+		e.gate.prom.Stop()
 	}
 	_ = os.RemoveAll(e.tmp)
 }
@@ -277,6 +284,7 @@ func (e *env) steps(o options, ns string) []step {
 		step{name: "scrub: a planted value the runner prints", args: call("", stage, "deploy", "--branch", "dv-stage", "--dry-run", "--secrets-json", "file://"+e.echo),
 			check: all(contains(`key \"***\"`), lacks(e.echoValue))},
 	)
+	s = append(s, e.gateSteps(o, prod)...)
 	var out []step
 	for _, st := range s {
 		if (o.only == "" || slices.ContainsFunc(strings.Split(o.only, ","), func(part string) bool { return strings.Contains(st.name, part) })) &&
