@@ -96,7 +96,7 @@ func TestCanaryDeployWhoseCallsFailIsRolledBack(t *testing.T) {
 	for _, p := range res.Calls.Pods {
 		assert.Assert(t, p.ClosedEarly && p.CloseCode == 1011, "%+v", p)
 	}
-	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:failed/failed", "3:deployed/proven"})
+	assert.DeepEqual(t, statuses(e.history("dv-pipecat-canary")), []string{"1:superseded/proven", "2:superseded/failed", "3:deployed/proven"})
 	e.assertServes("dv-pipecat-canary", digest("a"))
 }
 
