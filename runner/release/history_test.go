@@ -106,3 +106,18 @@ func TestChronicleEmpty(t *testing.T) {
 	assert.Equal(t, th.Measures.Changes, 0)
 	golden.Assert(t, HistoryReport{Since: 30 * 24 * time.Hour, Targets: []TargetHistory{th}}.String(), "history-empty.golden")
 }
+
+// TestReplacingDropsInheritedLabels: Helm merges the previous record's
+// labels into an upgrade's; what this record does not set is dropped
+// ("null"), so a rollback does not inherit the gate of the promote before it.
+func TestReplacingDropsInheritedLabels(t *testing.T) {
+	labels := recordLabels(targets.Stable, verbRollback, OutcomePending)
+	labels[LabelCommit] = "c0ffee"
+	got := replacing(labels)
+	assert.Equal(t, got[LabelCommit], "c0ffee")
+	assert.Equal(t, got[LabelGate], "null")
+	assert.Equal(t, got[LabelSettled], "null")
+	assert.Equal(t, got[LabelVerb], verbRollback)
+	_, had := labels[LabelGate]
+	assert.Assert(t, !had, "the labels given are not changed")
+}
