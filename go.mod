@@ -6,6 +6,7 @@ require (
 	github.com/google/go-containerregistry v0.22.1
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2
 	github.com/ringg/ringg-ci/examples/chatbot v0.0.0-00010101000000-000000000000
+	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674
 	github.com/ringg/ringg-ci/tools/testcluster/controlplane v0.0.0-00010101000000-000000000000
 	github.com/sethvargo/go-githubactions v1.3.0
 	golang.org/x/crypto/x509roots/fallback v0.0.0-20261030153154-30a33513ff6d
@@ -40,7 +41,6 @@ require (
 	github.com/go-gorp/gorp/v3 v3.1.0 // indirect
 	github.com/gobwas/glob v0.2.3 // indirect
 	github.com/google/btree v1.1.3 // indirect
-	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674 // indirect
 	github.com/gosuri/uitable v0.0.4 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
@@ -114,6 +114,7 @@ require (
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
 	github.com/ringg/ringg-ci/ci v0.0.0-00010101000000-000000000000
+	github.com/ringg/ringg-ci/examples/chatbot v0.0.0-00010101000000-000000000000
 	github.com/sirupsen/logrus v1.9.4 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
@@ -143,7 +144,9 @@ require (
 replace github.com/ringg/ringg-ci/ci => ./ci
 
 // The stand-in chatbot: the fake nodes of the tests and the sandbox play it
-// in their pods with its own start-up code (testcluster/standin).
+// in their pods with its own start-up code (testcluster/standin), and the
+// fake kubelet serves it behind every pod's port, so health checks and
+// synthetic calls through port-forward reach the code its image runs.
 replace github.com/ringg/ringg-ci/examples/chatbot => ./examples/chatbot
 
 // The test cluster's PKI, kubeconfigs and component flags (stdlib only),

@@ -109,7 +109,7 @@ func TestPromoteWorkflow(t *testing.T) {
 	assert.Equal(t, len(w.On), 1, "promote runs only by hand")
 	inputs := dispatch["inputs"].(map[string]any)
 	digest := inputs["expected-digest"].(map[string]any)
-	assert.Equal(t, digest["required"], false)
+	assert.Equal(t, digest["required"], true, "the approval names what is promoted")
 	job := w.Jobs["promote"]
 	assert.Equal(t, job.Environment, "production", "promotion needs the protected environment")
 	assert.Equal(t, job.If, "github.ref == 'refs/heads/dv-main'", "only dv-main may promote")
@@ -124,6 +124,7 @@ func TestPromoteWorkflow(t *testing.T) {
 	run, _ := callStep(t, w)
 	assert.Check(t, is.Contains(run, "ringg_ci promote "))
 	assert.Check(t, is.Contains(run, `--expected-digest "$EXPECTED_DIGEST"`))
+	assert.Check(t, is.Contains(run, "--wait-until-healthy"), "promote when proven, not on a snapshot")
 }
 
 // Every workflow is hardened; the chatbot repository's two also ask only for

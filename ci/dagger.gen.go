@@ -423,7 +423,14 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg asJson", err))
 				}
 			}
-			return (*RinggCi).Deploy(&parent, ctx, branch, commit, image, secretsJson, credsJson, dryRun, timeout, holder, asJson)
+			var verification *dagger.File
+			if inputArgs["verification"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["verification"]), &verification)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg verification", err))
+				}
+			}
+			return (*RinggCi).Deploy(&parent, ctx, branch, commit, image, secretsJson, credsJson, dryRun, timeout, holder, asJson, verification)
 		case "Health":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)
@@ -452,6 +459,34 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				}
 			}
 			return (*RinggCi).Health(&parent, ctx, target, timeout, asJson)
+		case "History":
+			var parent RinggCi
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var target Target
+			if inputArgs["target"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["target"]), &target)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg target", err))
+				}
+			}
+			var since string
+			if inputArgs["since"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["since"]), &since)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg since", err))
+				}
+			}
+			var asJson bool
+			if inputArgs["asJson"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["asJson"]), &asJson)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg asJson", err))
+				}
+			}
+			return (*RinggCi).History(&parent, ctx, target, since, asJson)
 		case "LintChart":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)
@@ -598,7 +633,28 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg asJson", err))
 				}
 			}
-			return (*RinggCi).Promote(&parent, ctx, expectedDigest, soak, dryRun, timeout, holder, asJson)
+			var waitUntilHealthy bool
+			if inputArgs["waitUntilHealthy"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["waitUntilHealthy"]), &waitUntilHealthy)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg waitUntilHealthy", err))
+				}
+			}
+			var verification *dagger.File
+			if inputArgs["verification"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["verification"]), &verification)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg verification", err))
+				}
+			}
+			var prometheus *dagger.Service
+			if inputArgs["prometheus"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["prometheus"]), &prometheus)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg prometheus", err))
+				}
+			}
+			return (*RinggCi).Promote(&parent, ctx, expectedDigest, soak, dryRun, timeout, holder, asJson, waitUntilHealthy, verification, prometheus)
 		case "Publish":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)
@@ -872,6 +928,48 @@ func invoke(ctx context.Context, parentJSON []byte, parentName string, fnName st
 				}
 			}
 			return (*RinggCi).Takeover(&parent, ctx, target, deleteOldRecords, holder, asJson)
+		case "Verify":
+			var parent RinggCi
+			err = json.Unmarshal(parentJSON, &parent)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", "failed to unmarshal parent object", err))
+			}
+			var target Target
+			if inputArgs["target"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["target"]), &target)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg target", err))
+				}
+			}
+			var verification *dagger.File
+			if inputArgs["verification"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["verification"]), &verification)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg verification", err))
+				}
+			}
+			var prometheus *dagger.Service
+			if inputArgs["prometheus"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["prometheus"]), &prometheus)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg prometheus", err))
+				}
+			}
+			var window string
+			if inputArgs["window"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["window"]), &window)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg window", err))
+				}
+			}
+			var asJson bool
+			if inputArgs["asJson"] != nil {
+				err = json.Unmarshal([]byte(inputArgs["asJson"]), &asJson)
+				if err != nil {
+					panic(fmt.Errorf("%s: %w", "failed to unmarshal input arg asJson", err))
+				}
+			}
+			return (*RinggCi).Verify(&parent, ctx, target, verification, prometheus, window, asJson)
 		case "":
 			var parent RinggCi
 			err = json.Unmarshal(parentJSON, &parent)

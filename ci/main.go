@@ -300,6 +300,9 @@ func (m *RinggCi) Deploy(
 	// Print the record as JSON instead of Markdown.
 	// +optional
 	asJson bool,
+	// YAML or JSON replacing the target's synthetic calls placed after the rollout (calls: path, send, expect, hold).
+	// +optional
+	verification *dagger.File,
 ) (string, error) {
 	if err := pipeline.ValidateCommit(commit); commit != "" && err != nil {
 		return "", err
@@ -329,10 +332,11 @@ func (m *RinggCi) Deploy(
 		}
 	}
 	args = append(args, command.Arg(command.Image), image)
+	args = appendFlag(args, command.Arg(command.Commit), commit)
 	args = appendFlag(args, command.Arg(command.Timeout), timeout)
 	args = appendFlag(args, command.Arg(command.Holder), holder)
 	args = append(args, m.reproduceFlags(ctx, pipeline.Call{Verb: command.Deploy, Target: t.Name, Branch: branch, Commit: commit, StandIn: standIn && image == ""}, docs)...)
-	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true, docs: docs})
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true, docs: docs, verification: verification})
 }
 
 // Show what a deploy of a branch would change, and change nothing.
@@ -358,8 +362,10 @@ func (m *RinggCi) Plan(
 }
 
 // Promote the production canary to stable.
-// Checks that the canary is available, runs one digest and did not restart during the soak, then upgrades stable
-// (60 replicas) to exactly that digest and the canary's Secrets.
+// Checks that the canary is available and runs one digest, then soaks it: no container may restart, every round of
+// synthetic calls on its pods must pass and its metrics must stay within their thresholds of stable's; then upgrades
+// stable (60 replicas) to exactly that digest and the canary's Secrets. A refusal prints the calls per pod and the
+// metrics' verdict table.
 // +cache="never"
 func (m *RinggCi) Promote(
 	ctx context.Context,
@@ -381,15 +387,80 @@ func (m *RinggCi) Promote(
 	// Print the record as JSON instead of Markdown.
 	// +optional
 	asJson bool,
+	// Wait up to 30 minutes for a canary that is still settling (its rollout, its readiness, the expected digest)
+	// instead of refusing it; the soak starts once it has.
+	// +optional
+	waitUntilHealthy bool,
+	// YAML or JSON replacing the canary's synthetic calls (calls:) and metric queries (metrics:).
+	// +optional
+	verification *dagger.File,
+	// A Prometheus API on the caller's machine to read the metrics from, e.g. tcp://localhost:9090 (default: the
+	// verification's url, or Google Managed Service for Prometheus with the run's Google token).
+	// +optional
+	prometheus *dagger.Service,
 ) (string, error) {
 	args := []string{command.Promote, command.Arg(command.Soak), soak}
 	args = appendFlag(args, command.Arg(command.ExpectedDigest), expectedDigest)
 	if dryRun {
 		args = append(args, command.Arg(command.DryRun))
 	}
+	if waitUntilHealthy {
+		args = append(args, command.Arg(command.WaitUntilHealthy))
+	}
 	args = appendFlag(args, command.Arg(command.Timeout), timeout)
 	args = appendFlag(args, command.Arg(command.Holder), holder)
 	args = append(args, m.reproduceFlags(ctx, pipeline.Call{Verb: command.Promote, Target: targets.Stable}, documents{})...)
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true, verification: verification, prometheus: prometheus})
+}
+
+// Place a synthetic call on every pod of a target, and compare its metrics with the target it promotes to.
+// Each call opens the app's WebSocket through the API server (port-forward: no Service, so no other pod gets it),
+// holds it with the exchange the target's verification names and closes it; per pod: handshake, first answer, held or
+// closed early. Fails if any call or metric fails.
+// +cache="never"
+func (m *RinggCi) Verify(
+	ctx context.Context,
+	// Target whose pods to call.
+	target Target,
+	// YAML or JSON replacing the target's synthetic calls (calls:) and metric queries (metrics:).
+	// +optional
+	verification *dagger.File,
+	// A Prometheus API on the caller's machine to read the metrics from, e.g. tcp://localhost:9090.
+	// +optional
+	prometheus *dagger.Service,
+	// How far back the metrics are compared, e.g. 10m.
+	// +default="10m"
+	window string,
+	// Print JSON instead of tables.
+	// +optional
+	asJson bool,
+) (string, error) {
+	args := []string{command.Verify, command.Arg(command.TargetName), target.flag(), command.Arg(command.Window), window}
+	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true, verification: verification, prometheus: prometheus})
+}
+
+// Show every revision Helm keeps of each target, and its delivery measures.
+// Per revision: who ran it, the image digest, commit and Secrets, when, how long its rollout took, its outcome
+// (proven, failed, rolled back, interrupted) and for a promote what the gate checked; per target: deploy frequency,
+// change failure rate and time to restore.
+// +cache="never"
+func (m *RinggCi) History(
+	ctx context.Context,
+	// Target to show (default: all of them).
+	// +optional
+	target Target,
+	// Only revisions applied within this long, e.g. 30d or 12h (default: every revision Helm keeps).
+	// +optional
+	since string,
+	// Print JSON instead of text.
+	// +optional
+	asJson bool,
+) (string, error) {
+	args := []string{command.History}
+	if target != "" {
+		args = append(args, command.Arg(command.TargetName), target.flag())
+	}
+	args = appendFlag(args, command.Arg(command.Since), since)
 	return m.run(ctx, call{args: withJSON(args, asJson), cluster: true})
 }
 

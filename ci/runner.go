@@ -26,6 +26,10 @@ const (
 	chartPath = "/work/chart"
 	// clusterAlias is the host name --cluster is bound under in the runner.
 	clusterAlias = "cluster"
+	// prometheusAlias is the host name --prometheus is bound under.
+	prometheusAlias = "prometheus"
+	// verificationPath is where a --verification document is mounted.
+	verificationPath = "/work/verification.yaml"
 )
 
 // goBuilder is the Go toolchain with module and build caches in cache
@@ -141,6 +145,10 @@ type call struct {
 	// google: the verb needs Google credentials but no cluster.
 	google bool
 	docs   documents
+	// verification is a document replacing the target's calls and metrics.
+	verification *dagger.File
+	// prometheus is a Prometheus API on the caller's machine.
+	prometheus *dagger.Service
 }
 
 // run runs the ringg-ci command and returns what it printed on standard
@@ -181,6 +189,22 @@ func (m *RinggCi) exec(ctx context.Context, c call) (*dagger.Container, error) {
 		if ctr, args, err = m.withCluster(ctx, ctr, args, s); err != nil {
 			return nil, err
 		}
+	}
+	if c.verification != nil {
+		ctr = ctr.WithFile(verificationPath, c.verification)
+		args = append(args, command.Arg(command.Verification), verificationPath)
+	}
+	if c.prometheus != nil {
+		endpoint, err := c.prometheus.Endpoint(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reach --prometheus: %w; pass it as tcp://localhost:PORT of the Prometheus API", err)
+		}
+		_, port, err := net.SplitHostPort(endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("reach --prometheus: endpoint %q has no port: %w", endpoint, err)
+		}
+		ctr = ctr.WithServiceBinding(prometheusAlias, c.prometheus)
+		args = append(args, command.Arg(command.PrometheusURL), "http://"+net.JoinHostPort(prometheusAlias, port))
 	}
 	for _, d := range []struct {
 		flag   string

@@ -374,7 +374,7 @@ func (tr *sandboxTour) deploy(branch, title string, pushed func() (string, error
 		if err != nil {
 			return "", err
 		}
-		return m.Deploy(ctx, branch, "", ref, tr.appEnv, tr.creds, false, "", "ringg-ci sandbox", false)
+		return m.Deploy(ctx, branch, "", ref, tr.appEnv, tr.creds, false, "", "ringg-ci sandbox", false, nil)
 	}}
 }
 
@@ -427,7 +427,7 @@ func (tr *sandboxTour) promote() sandboxStep {
 		if err != nil {
 			return "", err
 		}
-		return m.Promote(ctx, "", sandboxSoak, false, "", "ringg-ci sandbox", false)
+		return m.Promote(ctx, "", sandboxSoak, false, "", "ringg-ci sandbox", false, false, nil, nil)
 	}}
 }
 

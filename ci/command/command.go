@@ -23,6 +23,8 @@ const (
 	// configures it, and the app run as the kubelet runs it.
 	PodSpec = "pod-spec"
 	RunPod  = "run-pod"
+	History = "history"
+	Verify  = "verify"
 )
 
 // The flags of the runner's verbs, without their dashes (Arg adds them).
@@ -54,6 +56,11 @@ const (
 	Reproduce        = "reproduce"
 	Spec             = "spec"
 	TimeScale        = "time-scale"
+	Commit           = "commit"
+	WaitUntilHealthy = "wait-until-healthy"
+	Verification     = "verification"
+	PrometheusURL    = "prometheus-url"
+	Window           = "window"
 
 	// Overrides of a target's defaults.
 	Project         = "project"

@@ -29,6 +29,9 @@ type DeployInput struct {
 	// (examples/chatbot), which may go to a sandbox or a test registry but
 	// never to a target's own repository.
 	StandIn bool
+	// Commit is the commit the image was built from, recorded with the
+	// release (history shows it); empty when unknown.
+	Commit string
 }
 
 // ErrStandIn refuses the stand-in chatbot for a target's own repository.
@@ -49,6 +52,8 @@ type DeployPlan struct {
 	Timeout    time.Duration `json:"timeout"`
 	Holder     string        `json:"holder"`
 	MaxHistory int           `json:"maxHistory"`
+	// Commit is the commit the image was built from; empty when unknown.
+	Commit string `json:"commit,omitempty"`
 }
 
 // MarshalJSON writes durations as text ("9m30s").
@@ -86,6 +91,12 @@ func NewDeploy(in DeployInput) (DeployPlan, error) {
 	}
 	if err := checkTimeout("timeout", in.Timeout); err != nil {
 		errs = append(errs, err)
+	}
+	if in.Commit != "" {
+		if err := ValidateCommit(in.Commit); err != nil {
+			errs = append(errs, err)
+		}
+		p.Commit = in.Commit
 	}
 	p.Holder = shortHolder(in.Holder)
 	if err := errors.Join(errs...); err != nil {

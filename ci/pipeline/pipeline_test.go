@@ -127,7 +127,8 @@ func goldenJSON(t *testing.T, name string, v any) {
 func TestNewDeploy(t *testing.T) {
 	t.Run("canary with new secrets", func(t *testing.T) {
 		p, err := NewDeploy(DeployInput{Branch: "dv-main", ChartDir: "deploy/chart", Image: prodRepo + "@" + digest,
-			NewSecrets: &SecretNames{AppEnv: "dv-pipecat-app-0a1b2c3d", GCPCreds: "dv-pipecat-gcp-4e5f6a7b"}, Holder: "github run 7 of dv-main"})
+			NewSecrets: &SecretNames{AppEnv: "dv-pipecat-app-0a1b2c3d", GCPCreds: "dv-pipecat-gcp-4e5f6a7b"}, Holder: "github run 7 of dv-main",
+			Commit: "0123456789abcdef0123456789abcdef01234567"})
 		assert.NilError(t, err)
 		goldenJSON(t, "deploy-canary-new-secrets.golden", p)
 	})
@@ -138,7 +139,7 @@ func TestNewDeploy(t *testing.T) {
 		goldenJSON(t, "deploy-staging-current-secrets.golden", p)
 	})
 	t.Run("every problem at once", func(t *testing.T) {
-		_, err := NewDeploy(DeployInput{Branch: "main", Image: "repo:latest", NewSecrets: &SecretNames{AppEnv: "Bad_Name"}, Timeout: -time.Second, Holder: "a\nb"})
+		_, err := NewDeploy(DeployInput{Branch: "main", Image: "repo:latest", NewSecrets: &SecretNames{AppEnv: "Bad_Name"}, Timeout: -time.Second, Holder: "a\nb", Commit: "-dirty"})
 		golden.Assert(t, err.Error()+"\n", "deploy-invalid-every-problem.golden")
 	})
 	t.Run("image from another repository", func(t *testing.T) {
@@ -165,7 +166,7 @@ func TestNewDeploy(t *testing.T) {
 
 func TestNewPromote(t *testing.T) {
 	t.Run("canary to stable", func(t *testing.T) {
-		p, err := NewPromote(PromoteInput{ChartDir: "deploy/chart", ExpectedDigest: digest, Holder: "github run 9"})
+		p, err := NewPromote(PromoteInput{ChartDir: "deploy/chart", ExpectedDigest: digest, Holder: "github run 9", WaitUntilHealthy: true})
 		assert.NilError(t, err)
 		goldenJSON(t, "promote-canary-to-stable.golden", p)
 	})

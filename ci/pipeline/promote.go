@@ -11,6 +11,11 @@ import (
 // DefaultSoak is how long promote watches the canary for container restarts.
 const DefaultSoak = 2 * time.Minute
 
+// HealthyWait bounds how long promote --wait-until-healthy waits for the
+// canary to settle (its rollout proven, every pod ready, the expected
+// digest) before its soak starts.
+const HealthyWait = 30 * time.Minute
+
 // PromoteInput is what a run passes to promote.
 type PromoteInput struct {
 	// From is the promoted target; empty means the one target that promotes
@@ -28,6 +33,9 @@ type PromoteInput struct {
 	Holder  string
 	// DryRun shows what would change and changes nothing.
 	DryRun bool
+	// WaitUntilHealthy waits up to HealthyWait for a canary that has not
+	// settled yet instead of refusing it; the soak starts once it has.
+	WaitUntilHealthy bool
 }
 
 // PromotePlan upgrades To with its own values files plus exactly the digest
@@ -44,12 +52,15 @@ type PromotePlan struct {
 	Holder         string         `json:"holder"`
 	DryRun         bool           `json:"dryRun"`
 	MaxHistory     int            `json:"maxHistory"`
+	// HealthyWait is how long the gate waits for the canary to settle; zero
+	// refuses an unsettled canary at once.
+	HealthyWait time.Duration `json:"healthyWait,omitempty"`
 }
 
 // MarshalJSON writes durations as text.
 func (p PromotePlan) MarshalJSON() ([]byte, error) {
 	type plain PromotePlan
-	return MarshalWithDurations(plain(p), map[string]time.Duration{"soak": p.Soak, "timeout": p.Timeout})
+	return MarshalWithDurations(plain(p), map[string]time.Duration{"soak": p.Soak, "timeout": p.Timeout, "healthyWait": p.HealthyWait})
 }
 
 // NewPromote builds the plan of a promotion, reporting every problem at once.
@@ -63,6 +74,9 @@ func NewPromote(in PromoteInput) (PromotePlan, error) {
 		Soak: in.Soak, Timeout: in.Timeout, DryRun: in.DryRun, MaxHistory: MaxHistory}
 	if p.Soak == 0 {
 		p.Soak = DefaultSoak
+	}
+	if in.WaitUntilHealthy {
+		p.HealthyWait = HealthyWait
 	}
 	if err := checkChartDir(in.ChartDir); err != nil {
 		errs = append(errs, err)

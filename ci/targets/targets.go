@@ -60,6 +60,11 @@ type Target struct {
 	// touch production, and a push to dv-main holds only the canary's
 	// (docs/security.md).
 	Identity Identity
+	// Verification judges the target's pods by what callers see: the
+	// synthetic calls a deploy places after its rollout and promote's gate
+	// places during the soak, and the metrics the gate compares with the
+	// target it promotes to.
+	Verification Verification
 }
 
 // Identity is a Workload Identity Federation provider and the service
@@ -126,6 +131,8 @@ func All() []Target {
 			ValuesFiles: []string{"values-stage.yaml"},
 			Track:       "stable",
 			Identity:    stagingIdentity,
+			// Staging's one pod gets a call after each deploy.
+			Verification: Verification{Calls: defaultCalls()},
 		},
 		{
 			Name:              Canary,
@@ -140,6 +147,11 @@ func All() []Target {
 			PromotesTo:        Stable,
 			MaxManualReplicas: 5,
 			Identity:          canaryIdentity,
+			// Calls after each deploy and through promote's soak. Metrics
+			// are the team's to name (docs/operations.md, "Judging the
+			// canary"): until queries are set here, the gate says it has
+			// none and judges by Kubernetes and calls.
+			Verification: Verification{Calls: defaultCalls()},
 		},
 		{
 			Name:        Stable,
@@ -209,6 +221,13 @@ type Overrides struct {
 	// Identity replaces the target's provider and service account, field by
 	// field.
 	Identity Identity
+	// Verification replaces the target's calls, its metrics, or both (the
+	// parts it has); metrics only of a target that promotes to another,
+	// the one they compare it with.
+	Verification *Verification
+	// MetricsURL replaces the Prometheus API the target's metrics are read
+	// from.
+	MetricsURL string
 }
 
 // With returns t with the non-empty fields of o applied. Project changes only
@@ -228,6 +247,17 @@ func (t Target) With(o Overrides) Target {
 	set(&t.Identity.ServiceAccount, o.Identity.ServiceAccount)
 	t.Platforms = slices.Clone(t.Platforms)
 	t.ValuesFiles = slices.Clone(t.ValuesFiles)
+	if v := o.Verification; v != nil {
+		if t.PromotesTo == "" {
+			v = &Verification{Calls: v.Calls}
+		}
+		t.Verification = t.Verification.Over(*v)
+	}
+	if o.MetricsURL != "" && t.Verification.Metrics != nil {
+		m := *t.Verification.Metrics
+		m.URL = o.MetricsURL
+		t.Verification.Metrics = &m
+	}
 	return t
 }
 
@@ -251,6 +281,12 @@ func (t Target) Validate() error {
 	}
 	if len(t.Platforms) == 0 {
 		errs = append(errs, fmt.Errorf("target %s: no platforms", t.Name))
+	}
+	if err := t.Verification.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("target %s: verification: %w", t.Name, err))
+	}
+	if t.Verification.Metrics != nil && len(t.Verification.Metrics.Queries) > 0 && t.PromotesTo == "" {
+		errs = append(errs, fmt.Errorf("target %s: metrics compare a target with the one it promotes to, and %s promotes nowhere: drop its metrics", t.Name, t.Name))
 	}
 	return errors.Join(errs...)
 }

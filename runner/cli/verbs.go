@@ -70,14 +70,15 @@ func runnerReproduce(verb string, t targets.Target) []string {
 }
 
 func runDeploy(ctx context.Context, r *runner, args []string) error {
-	var branch, image, holder string
+	var branch, image, holder, commit string
 	var sf secretFiles
 	var timeout time.Duration
 	var standIn bool
-	f := r.flags(command.Deploy).target().cluster().chart().output()
+	f := r.flags(command.Deploy).target().cluster().chart().verification().output()
 	f.standIn(&standIn)
 	f.StringVar(&branch, command.Branch, "", "branch that was pushed: "+strings.Join(targets.Branches(), " or "))
 	f.StringVar(&image, command.Image, "", "image to deploy, repository@sha256:… as printed by publish")
+	f.StringVar(&commit, command.Commit, "", "commit the image was built from, recorded with the release (history shows it)")
 	f.secrets(&sf)
 	f.duration(&timeout, command.Timeout, 0, "how long to wait for the rollout before rolling back (default: computed from replicas, probes and drain)")
 	f.holder(&holder)
@@ -95,13 +96,13 @@ func runDeploy(ctx context.Context, r *runner, args []string) error {
 	}
 	plan, err := pipeline.NewDeploy(pipeline.DeployInput{
 		Branch: branch, Overrides: r.overrides, ChartDir: r.chartDir, Image: image,
-		NewSecrets: names, Timeout: timeout, Holder: r.holderOr(holder), StandIn: standIn,
+		NewSecrets: names, Timeout: timeout, Holder: r.holderOr(holder), StandIn: standIn, Commit: commit,
 	})
 	if err != nil {
 		return r.record(release.RecordInput{Verb: command.Deploy, Err: err})
 	}
 	return r.execute(ctx, command.Deploy, plan.Target, func(c release.Clients, o release.Options) (summarizer, error) {
-		return (&release.Deploy{Clients: c, Plan: plan, Secrets: bundle, Options: o}).Run(ctx)
+		return (&release.Deploy{Clients: c, Plan: plan, Secrets: bundle, Options: o, Calls: plan.Target.Verification.Calls}).Run(ctx)
 	})
 }
 
@@ -149,8 +150,9 @@ func runPlan(ctx context.Context, r *runner, args []string) error {
 func runPromote(ctx context.Context, r *runner, args []string) error {
 	var expected, holder string
 	var soak, timeout time.Duration
-	var dryRun bool
-	f := r.flags(command.Promote).target().cluster().chart().output()
+	var dryRun, wait bool
+	f := r.flags(command.Promote).target().cluster().chart().verification().output()
+	f.BoolVar(&wait, command.WaitUntilHealthy, false, fmt.Sprintf("wait up to %s for a canary still settling (rollout, readiness, the expected digest) instead of refusing it; then soak, place calls and compare metrics, and promote only if all passed", pipeline.HealthyWait))
 	f.StringVar(&expected, command.ExpectedDigest, "", "refuse unless the canary runs this digest (sha256:…)")
 	f.duration(&soak, command.Soak, pipeline.DefaultSoak, "how long the canary must run without a container restart")
 	f.BoolVar(&dryRun, command.DryRun, false, "show the gate's findings and the change to stable, and change nothing")
@@ -162,13 +164,19 @@ func runPromote(ctx context.Context, r *runner, args []string) error {
 	}
 	plan, err := pipeline.NewPromote(pipeline.PromoteInput{
 		Overrides: r.overrides, ChartDir: r.chartDir, ExpectedDigest: expected,
-		Soak: soak, Timeout: timeout, Holder: r.holderOr(holder), DryRun: dryRun,
+		Soak: soak, Timeout: timeout, Holder: r.holderOr(holder), DryRun: dryRun, WaitUntilHealthy: wait,
 	})
 	if err != nil {
 		return r.record(release.RecordInput{Verb: command.Promote, Err: err})
 	}
+	var metrics *release.MetricsCheck
+	if !dryRun {
+		if metrics, err = r.metricsCheck(ctx, plan.From, plan.To); err != nil {
+			return r.record(release.RecordInput{Verb: command.Promote, Target: plan.To, Err: err})
+		}
+	}
 	return r.execute(ctx, command.Promote, plan.To, func(c release.Clients, o release.Options) (summarizer, error) {
-		return (&release.Promote{Clients: c, Plan: plan, Options: o}).Run(ctx)
+		return (&release.Promote{Clients: c, Plan: plan, Options: o, Calls: plan.From.Verification.Calls, Metrics: metrics}).Run(ctx)
 	})
 }
 

@@ -169,54 +169,11 @@ func Health(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, t tar
 // check sends one GET to the pod's port over a port-forward stream and fills
 // h's status, latency and body.
 func check(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, p *corev1.Pod, opts HealthOptions, h *PodHealth) error {
-	if p.Spec.NodeName == "" {
-		return errors.New("pod is not scheduled on a node yet")
-	}
-	conn, err := dial(ctx, cfg, c, p)
+	f, err := openForward(ctx, cfg, c, p, opts.Port)
 	if err != nil {
 		return err
 	}
-	// Closing the connection ends every read and write below when ctx ends.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	defer conn.Close()
-
-	headers := http.Header{}
-	headers.Set(corev1.StreamType, corev1.StreamTypeError)
-	headers.Set(corev1.PortHeader, strconv.Itoa(int(opts.Port)))
-	headers.Set(corev1.PortForwardRequestIDHeader, "0")
-	errStream, err := conn.CreateStream(headers)
-	if err != nil {
-		return fmt.Errorf("open the port-forward error stream: %w", err)
-	}
-	errStream.Close() // nothing to send on it
-	remote := make(chan string, 1)
-	go func() {
-		msg, _ := io.ReadAll(io.LimitReader(errStream, 4096))
-		remote <- strings.TrimSpace(string(msg))
-	}()
-	// The kubelet says why a forward fails on the error stream (e.g. nothing
-	// listens on the port), and may reset the data stream at once, before
-	// or after it opened; prefer its words to a bare reset or EOF.
-	why := func(err error) error {
-		select {
-		case msg := <-remote:
-			if msg != "" {
-				return fmt.Errorf("port-forward to %s:%d: %s", p.Name, opts.Port, msg)
-			}
-		case <-time.After(time.Second):
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("no answer from %s:%d%s: %w", p.Name, opts.Port, opts.Path, ctx.Err())
-		}
-		return err
-	}
-	headers.Set(corev1.StreamType, corev1.StreamTypeData)
-	data, err := conn.CreateStream(headers)
-	if err != nil {
-		return why(fmt.Errorf("open the port-forward data stream: %w", err))
-	}
-
+	defer f.close()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://localhost:%d%s", opts.Port, opts.Path), nil)
 	if err != nil {
 		return fmt.Errorf("build the health request: %w", err)
@@ -224,10 +181,10 @@ func check(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, p *cor
 	req.Close = true
 	start := time.Now()
 	exchange := func() error {
-		if err := req.Write(data); err != nil {
+		if err := req.Write(f.data); err != nil {
 			return fmt.Errorf("send GET %s: %w", opts.Path, err)
 		}
-		resp, err := http.ReadResponse(bufio.NewReader(data), req)
+		resp, err := http.ReadResponse(bufio.NewReader(f.data), req)
 		if err != nil {
 			return fmt.Errorf("read the answer to GET %s: %w", opts.Path, err)
 		}
@@ -241,9 +198,9 @@ func check(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, p *cor
 		return nil
 	}
 	err = exchange()
-	data.Close()
+	f.data.Close()
 	if err != nil {
-		return why(err)
+		return f.why(ctx, err, opts.Path)
 	}
 	return nil
 }

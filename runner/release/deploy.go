@@ -6,7 +6,9 @@ import (
 	"fmt"
 
 	"github.com/ringg/ringg-ci/ci/pipeline"
+	"github.com/ringg/ringg-ci/ci/targets"
 	"github.com/ringg/ringg-ci/runner/chart"
+	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
@@ -19,6 +21,11 @@ type Deploy struct {
 	// when the plan's Secrets is pipeline.SecretsNew, with the plan's names.
 	Secrets *secrets.Bundle
 	Options Options
+	// Calls, when set, are placed on every pod once the rollout is done; a
+	// failed call fails the rollout, which returns the release to its last
+	// good revision. The command passes the target's verification
+	// (Plan.Target.Verification.Calls).
+	Calls *targets.Calls
 }
 
 // Run validates and renders the release, refuses a takeover of a release
@@ -83,11 +90,26 @@ func (d *Deploy) job(c Clients) (*job, error) {
 	c.Logger = c.Logger.With("target", t.Name)
 	return &job{
 		c: c, cfg: cfg, target: t,
-		desire: fromChart(ch, p.ChartDir, p.ValuesFiles, t, p.Image, func(h history) pipeline.SecretNames {
+		desire: withExtras(fromChart(ch, p.ChartDir, p.ValuesFiles, t, p.Image, func(h history) pipeline.SecretNames {
 			// Names the bundle lacks stay as the last good revision has them,
 			// or fall to the chart's defaults on a first install.
 			return newNames.Over(secretNamesOf(h.lastGood()))
-		}),
+		}), recordExtras(p.Commit, "")),
 		bundle: d.Secrets, timeout: p.Timeout, holder: p.Holder, verb: verbDeploy, opts: d.Options,
+		verify: callsVerifier(c, t, d.Calls),
 	}, nil
+}
+
+// callsVerifier places calls on t's pods after a rollout; nil when calls
+// is nil.
+func callsVerifier(c Clients, t targets.Target, calls *targets.Calls) func(context.Context, *Result) error {
+	if calls == nil {
+		return nil
+	}
+	return func(ctx context.Context, res *Result) error {
+		c.Logger.Info("rollout done, placing synthetic calls", "release", t.Release, "path", calls.Path, "hold", calls.Hold)
+		rep, err := ops.Calls(ctx, c.Config, c.Kube, t, ops.CallOptions{Calls: *calls, Logger: c.Logger})
+		res.Calls = &rep
+		return err
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/ringg/ringg-ci/runner/chart"
 	"github.com/ringg/ringg-ci/runner/kube"
 	"github.com/ringg/ringg-ci/runner/lock"
+	"github.com/ringg/ringg-ci/runner/ops"
 	"github.com/ringg/ringg-ci/runner/secrets"
 )
 
@@ -63,6 +66,8 @@ type Result struct {
 	Pruned   []string      `json:"prunedSecrets,omitempty"`
 	Timeout  time.Duration `json:"timeout"`
 	Duration time.Duration `json:"duration"`
+	// Calls are the synthetic calls placed once the rollout was done.
+	Calls *ops.CallReport `json:"calls,omitempty"`
 }
 
 // MarshalJSON writes durations as text.
@@ -129,6 +134,9 @@ type spec struct {
 	r      rendered
 	// bundle, when set, is applied before the upgrade (adopted Secrets).
 	bundle *secrets.Bundle
+	// labels are the record's labels besides target, verb and outcome
+	// (record.go).
+	labels map[string]string
 }
 
 // fromChart makes specs from a chart directory, its values files and the
@@ -158,7 +166,7 @@ func fromRecord(rel *hrelease.Release) (spec, error) {
 		return spec{}, err
 	}
 	return spec{chart: rel.Chart, values: rel.Config, image: pipeline.Image{Repository: repositoryOf(imageOfManifest(rel.Manifest)), Digest: digestOf(rel)},
-		names: secretNamesOf(rel), r: r}, nil
+		names: secretNamesOf(rel), r: r, labels: recordExtras(commitOf(rel), "")}, nil
 }
 
 // job is one change of what a release runs, the one lifecycle of deploy,
@@ -181,6 +189,10 @@ type job struct {
 	holder  string
 	verb    string
 	opts    Options
+	// verify, when set, judges the pods once their rollout is done and
+	// before the record is proven (deploy's synthetic calls); its error
+	// fails the rollout.
+	verify func(ctx context.Context, res *Result) error
 }
 
 func (j job) what() string {
@@ -372,6 +384,10 @@ func (u under) apply(ctx context.Context, h history, sp spec, verb string) (appl
 	t := u.target
 	desc := fmt.Sprintf("%s %s by %s", verb, sp.image.Digest, u.holder)
 	labels := recordLabels(t.Name, verb, OutcomePending)
+	maps.Copy(labels, sp.labels)
+	if by := labelValue(u.holder); by != "" {
+		labels[LabelBy] = by
+	}
 	post := keepReplicas(sp.r)
 	var rel *hrelease.Release
 	var err error
@@ -387,7 +403,7 @@ func (u under) apply(ctx context.Context, h history, sp spec, verb string) (appl
 		up.Namespace = t.Namespace
 		up.MaxHistory = pipeline.MaxHistory
 		up.DisableOpenAPIValidation = true
-		up.Description, up.Labels, up.PostRenderer = desc, labels, post
+		up.Description, up.Labels, up.PostRenderer = desc, replacing(labels), post
 		rel, err = up.RunWithContext(ctx, t.Release, sp.chart, sp.values)
 	}
 	if err != nil {
@@ -430,6 +446,12 @@ func (u under) settle(ctx context.Context, a applied, deployment, phase string) 
 	u.res.Pods = pods
 	if lerr := u.held.Check(); lerr != nil {
 		return fmt.Errorf("%w while watching the rollout; revision %d is %w (its rollout: %v)", lerr, rel.Version, ErrLeftPending, werr)
+	}
+	if werr == nil && phase == "rollout" && u.verify != nil {
+		werr = u.verify(ctx, u.res)
+		if lerr := u.held.Check(); lerr != nil {
+			return fmt.Errorf("%w while verifying the rollout; revision %d is %w (its verification: %v)", lerr, rel.Version, ErrLeftPending, werr)
+		}
 	}
 	u.opts.step(StepFinal)
 	if werr != nil {
@@ -486,6 +508,9 @@ func (u under) setStatus(rel *hrelease.Release, st hrelease.Status, o Outcome, d
 		rel.Labels = map[string]string{}
 	}
 	rel.Labels[LabelTarget], rel.Labels[LabelOutcome] = string(u.target.Name), string(o)
+	if o != OutcomePending {
+		rel.Labels[LabelSettled] = strconv.FormatInt(u.c.Now().UnixMilli(), 10)
+	}
 	return setStatus(u.cfg, rel, st, desc)
 }
 

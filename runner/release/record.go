@@ -38,8 +38,10 @@ type Record struct {
 	Image       string               `json:"image,omitempty"`
 	Digest      string               `json:"digest,omitempty"`
 	SecretNames pipeline.SecretNames `json:"secretNames"`
-	// Canary is what promote's gate saw.
+	// Canary is what promote's gate saw, and Gate what it checked beyond
+	// that (the soak, the synthetic calls, the metrics' verdict).
 	Canary *Canary `json:"canary,omitempty"`
+	Gate   *Gate   `json:"gate,omitempty"`
 	// Timeline is the rollout over time, one moment per change.
 	Timeline []Moment `json:"timeline,omitempty"`
 	// Failures are the failed rollouts: the run's, then a rollback's.
@@ -171,8 +173,10 @@ func NewRecord(in RecordInput) Record {
 		}
 	case *PromoteResult:
 		if r != nil {
-			rec.Canary, res = &r.Canary, r.Result
-			if r.Result != nil || r.Preview != nil {
+			rec.Canary, rec.Gate, res = &r.Canary, r.Gate, r.Result
+			// A refusal shows the gate's verdict: the calls per pod and
+			// the metrics table are what a person reads to decide.
+			if r.Result != nil || r.Preview != nil || r.Refusal != "" {
 				rec.result = r
 			}
 		}

@@ -95,8 +95,8 @@ func (r *Rollback) toPromoted(ctx context.Context, j *job, ch *helmchart.Chart) 
 		names = pipeline.SecretNames{AppEnv: n.AppEnv, GCPCreds: n.GCPCreds}
 	}
 	j.bundle = bundle
-	j.desire = fromChart(ch, p.ChartDir, p.ValuesFiles, p.Target, pipeline.Image{Repository: p.Target.Image, Digest: digest},
-		func(history) pipeline.SecretNames { return names })
+	j.desire = withExtras(fromChart(ch, p.ChartDir, p.ValuesFiles, p.Target, pipeline.Image{Repository: p.Target.Image, Digest: digest},
+		func(history) pipeline.SecretNames { return names }), recordExtras(commitOf(src), ""))
 	return nil
 }
 

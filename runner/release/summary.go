@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ringg/ringg-ci/ci/targets"
+	"github.com/ringg/ringg-ci/runner/ops"
 )
 
 // Summary renders what a deploy or rollback did as Markdown, for a person and
@@ -36,6 +37,9 @@ func (r *Result) Summary() string {
 	}
 	row("secrets", secretsLine(r))
 	row("recovered", r.Recovered)
+	if r.Calls != nil {
+		row("synthetic calls", callsLine(r.Calls))
+	}
 	if len(r.Pruned) > 0 {
 		row("pruned secret versions", strings.Join(r.Pruned, ", "))
 	}
@@ -63,13 +67,32 @@ func secretsLine(r *Result) string {
 	return strings.Join(parts, ", ")
 }
 
-// Summary renders what promote observed on the canary and what it did to
-// stable (or, for a dry run, would do) as Markdown.
+// callsLine is one round of synthetic calls in a line.
+func callsLine(r *ops.CallReport) string {
+	if bad := r.Failed(); len(bad) > 0 {
+		return fmt.Sprintf("%d of %d pods failed (ws `%s`, held %s): %s", len(bad), len(r.Pods), r.Endpoint, r.Hold, strings.Join(bad, "; "))
+	}
+	return fmt.Sprintf("%d/%d pods held %s on ws `%s`", len(r.Pods), len(r.Pods), r.Hold, r.Endpoint)
+}
+
+// Summary renders what promote observed on the canary — the gate's verdict,
+// calls and metrics tables included — and what it did to stable (or, for a
+// dry run, would do) as Markdown.
 func (p *PromoteResult) Summary() string {
 	var b strings.Builder
 	c := p.Canary
-	fmt.Fprintf(&b, "### promote: canary %s revision %d runs `%s` on %d pods, no restarts during %s\n\n",
-		c.Release, c.Revision, c.Digest, len(c.Pods), c.Soak.Round(time.Second))
+	verdict := fmt.Sprintf("no restarts during %s", c.Soak.Round(time.Second))
+	if p.Refusal != "" {
+		verdict = "REFUSED"
+	}
+	fmt.Fprintf(&b, "### promote: canary %s revision %d runs `%s` on %d pods, %s\n\n",
+		c.Release, c.Revision, orUnknownDigest(c.Digest), len(c.Pods), verdict)
+	if p.Refusal != "" {
+		fmt.Fprintf(&b, "%s\n\n", p.Refusal)
+	}
+	if g := p.Gate; g != nil {
+		b.WriteString(g.Markdown())
+	}
 	switch {
 	case p.Result != nil:
 		b.WriteString(p.Result.Summary())
@@ -77,6 +100,35 @@ func (p *PromoteResult) Summary() string {
 		b.WriteString("Dry run: nothing changed. A promote would do this:\n\n```\n")
 		b.WriteString(p.Preview.String())
 		b.WriteString("```\n")
+	}
+	return b.String()
+}
+
+func orUnknownDigest(d string) string {
+	if d == "" {
+		return "no known digest"
+	}
+	return d
+}
+
+// Markdown is the gate's verdict for a job summary: how long it waited,
+// the calls of the last (or failed) round, the metrics' verdict table.
+func (g *Gate) Markdown() string {
+	var b strings.Builder
+	if g.Waited > 0 {
+		fmt.Fprintf(&b, "Waited %s for the canary to settle.\n\n", g.Waited.Round(time.Second))
+	}
+	if g.Calls != nil {
+		fmt.Fprintf(&b, "Synthetic calls: %d rounds passed; the last round: %s\n\n```\n%s```\n\n", g.CallRounds, callsLine(g.Calls), g.Calls.String())
+	} else {
+		b.WriteString("Synthetic calls: none configured.\n\n")
+	}
+	switch {
+	case g.Metrics != nil:
+		b.WriteString(g.Metrics.Markdown())
+		b.WriteString("\n")
+	case g.MetricsNote != "":
+		fmt.Fprintf(&b, "Metrics: %s.\n\n", g.MetricsNote)
 	}
 	return b.String()
 }

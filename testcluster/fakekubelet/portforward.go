@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	"k8s.io/apimachinery/pkg/util/portforward"
 
+	"github.com/ringg/ringg-ci/examples/chatbot/server"
 	"github.com/ringg/ringg-ci/testcluster/fakenode"
 )
 
@@ -24,30 +25,55 @@ import (
 const HealthPath = "/pc/v1/healthcheck"
 
 // DefaultApp plays the chatbot on every port a container of the pod
-// declares: GET HealthPath answers 200 {"status":"ok"}, or 503
-// {"status":"unhealthy"} when that container's image tag is TagUnhealthy.
-// Undeclared ports have nothing listening.
+// declares: the stand-in chatbot's own server (examples/chatbot/server), so
+// health checks, drains and WebSocket calls forwarded to a pod reach the code
+// the stand-in's image runs, configured from the container's literal
+// environment (CLOSE_CALLS_AFTER_SECONDS breaks its calls, as on a real
+// cluster). A container whose image tag is TagUnhealthy answers HealthPath
+// with 503 {"status":"unhealthy"} instead. Undeclared ports have nothing
+// listening. Each forwarded connection gets its own server: a call's state
+// lives in its connection.
 func DefaultApp(pod *corev1.Pod, port int32) http.Handler {
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
 			if p.ContainerPort != port {
 				continue
 			}
-			status := healthStatus(fakenode.ImageTag(c.Image))
-			mux := http.NewServeMux()
-			mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(status)
-				if status == http.StatusOK {
-					fmt.Fprintln(w, `{"status":"ok"}`)
-				} else {
+			if healthStatus(fakenode.ImageTag(c.Image)) != http.StatusOK {
+				mux := http.NewServeMux()
+				mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusServiceUnavailable)
 					fmt.Fprintln(w, `{"status":"unhealthy"}`)
-				}
-			})
-			return mux
+				})
+				return mux
+			}
+			return standIn(c.Env)
 		}
 	}
 	return nil
+}
+
+// standIn is the stand-in chatbot configured from a container's literal
+// environment. A configuration it refuses answers 500 with the reason.
+func standIn(env []corev1.EnvVar) http.Handler {
+	getenv := func(name string) string {
+		for _, e := range env {
+			if e.Name == name {
+				return e.Value
+			}
+		}
+		return ""
+	}
+	cfg, err := server.ConfigFromEnv(getenv)
+	if err != nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		})
+	}
+	// Nothing of the host is touched: no drain marker, no credentials file.
+	cfg.DrainMarkerPath, cfg.CredsPath = "", ""
+	return server.New(server.Options{Config: cfg, Getenv: getenv}).Handler()
 }
 
 // streamTimeout bounds the wait for the second stream of a pair, as the

@@ -42,6 +42,7 @@ type env struct {
 	tmp           string
 	// replay is the replay command a failed deploy's record printed.
 	replay []string
+	gate   *gateEnv // the canary gate's documents and Prometheus
 }
 
 func setup(ctx context.Context, o options) (*env, error) {
@@ -116,12 +117,18 @@ func setup(ctx context.Context, o options) (*env, error) {
 			return nil, err
 		}
 	}
+	if err := e.gateSetup(ctx); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
 func (e *env) close() {
 	if e.cluster != nil {
 		_ = e.cluster.Stop()
+	}
+	if e.gate != nil && e.gate.prom != nil {
+		e.gate.prom.Stop()
 	}
 	_ = os.RemoveAll(e.tmp)
 }
@@ -237,7 +244,7 @@ func all(checks ...func(string) error) func(string) error {
 var digestRE = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
 
 // functions are the module's functions as the CLI names them.
-var functions = []string{"build", "deploy", "health", "lint-chart", "logs", "plan", "promote", "publish", "publish-runner", "rollback", "sandbox", "scale", "smoke-test", "status", "takeover"}
+var functions = []string{"build", "deploy", "health", "history", "lint-chart", "logs", "plan", "promote", "publish", "publish-runner", "rollback", "sandbox", "scale", "smoke-test", "status", "takeover", "verify"}
 
 // steps lists one pass. Staging runs in ns+"-stage" and production in
 // ns+"-prod": both have a release named dv-pipecat, in different clusters in
@@ -315,6 +322,7 @@ func (e *env) steps(o options, ns string) []step {
 			check: contains("run the app as the kubelet runs a pod of staging", "staging: crashed: exit code 1", appMissingKey,
 				"deploy dv-stage to the sandbox on fake nodes, as the run did", "CrashLoopBackOff")},
 	)
+	s = append(s, e.gateSteps(o, prod)...)
 	var out []step
 	for _, st := range s {
 		if (o.only == "" || slices.ContainsFunc(strings.Split(o.only, ","), func(part string) bool { return strings.Contains(st.name, part) })) &&

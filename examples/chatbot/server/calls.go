@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -39,12 +40,30 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.CloseNow()
 	started := s.now()
-	s.log.Info("call started", "call", id, "path", r.URL.Path, "remote", r.RemoteAddr)
+	s.log.Info("call started", "call", id, "path", r.URL.Path, "remote", r.RemoteAddr, "synthetic", r.Header.Get(SyntheticCallHeader) != "")
 	s.attachConn(id, conn)
+	if d := s.cfg.CloseCallsAfter; d > 0 {
+		fault := time.AfterFunc(d, func() { s.closeEarly(id, conn) })
+		defer fault.Stop()
+	}
 
 	code, how := s.echo(id, conn)
 	s.log.Info("call ended", "call", id, "close_code", int(code), "ended_by", how,
 		"duration_seconds", s.now().Sub(started).Seconds())
+}
+
+// SyntheticCallHeader marks a call ringg-ci places to verify a pod (docs/app-contract.md, clause 13): the
+// app answers it like any call and may leave it out of its call metrics.
+const SyntheticCallHeader = "X-Ringg-Ci-Call"
+
+// closeEarly is the CLOSE_CALLS_AFTER_SECONDS fault: it closes a call the way a broken handler would.
+func (s *Server) closeEarly(id uint64, conn *websocket.Conn) {
+	s.mu.Lock()
+	if c := s.calls[id]; c != nil {
+		c.fault = true
+	}
+	s.mu.Unlock()
+	_ = conn.Close(websocket.StatusInternalError, closeEarlyReason)
 }
 
 // echo runs the call until it ends and reports the close code and who ended it.
@@ -78,10 +97,13 @@ func (s *Server) echo(id uint64, conn *websocket.Conn) (websocket.StatusCode, st
 // endedBy explains why a call's connection ended.
 func (s *Server) endedBy(id uint64, err error) (websocket.StatusCode, string) {
 	s.mu.Lock()
-	forced := s.calls[id].forced
+	forced, fault := s.calls[id].forced, s.calls[id].fault
 	s.mu.Unlock()
-	if forced {
+	switch {
+	case forced:
 		return websocket.StatusGoingAway, "drain deadline"
+	case fault:
+		return websocket.StatusInternalError, "closed early (CLOSE_CALLS_AFTER_SECONDS)"
 	}
 	if code := websocket.CloseStatus(err); code != -1 {
 		return code, "client"

@@ -54,6 +54,10 @@ type Config struct {
 	HealthStatus int
 	// CrashAtStart (CRASH_AT_START), when set, is the exit code the app exits with right after it starts.
 	CrashAtStart int
+	// CloseCallsAfter is a fault switch (CLOSE_CALLS_AFTER_SECONDS): when set, every call is closed with 1011
+	// that long after it started, while health still answers 200: the failure a synthetic call must catch
+	// and a health check cannot. Zero, the default, leaves calls alone.
+	CloseCallsAfter time.Duration
 }
 
 // ConfigFromEnv reads the configuration through getenv and reports every invalid setting at once.
@@ -85,6 +89,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("read DRAIN_DEADLINE_SECONDS %q: longer than %v, so calls would outlive the 270 s termination grace period; lower it", v, MaxDrainDeadline))
 		default:
 			cfg.DrainDeadline = d
+		}
+	}
+	if v := strings.TrimSpace(getenv("CLOSE_CALLS_AFTER_SECONDS")); v != "" {
+		if n, err := strconv.ParseFloat(v, 64); err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("read CLOSE_CALLS_AFTER_SECONDS %q: not a positive number of seconds; set it to e.g. 2, or unset it to leave calls alone", v))
+		} else {
+			cfg.CloseCallsAfter = time.Duration(n * float64(time.Second))
 		}
 	}
 	if v, ok := lookup(getenv, "DRAIN_MARKER_PATH"); ok {

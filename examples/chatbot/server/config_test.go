@@ -47,9 +47,14 @@ func TestConfigFromEnv(t *testing.T) {
 			want: func(c *server.Config) { c.CredsPath = "/var/creds.json" },
 		},
 		{
+			name: "calls closed early",
+			env:  map[string]string{"CLOSE_CALLS_AFTER_SECONDS": "1.5"},
+			want: func(c *server.Config) { c.CloseCallsAfter = 1500 * time.Millisecond },
+		},
+		{
 			name:    "invalid values reported together",
-			env:     map[string]string{"PORT": "http", "DRAIN_DEADLINE_SECONDS": "-1"},
-			wantErr: []string{`read PORT "http": not a port number`, `read DRAIN_DEADLINE_SECONDS "-1": not a positive`},
+			env:     map[string]string{"PORT": "http", "DRAIN_DEADLINE_SECONDS": "-1", "CLOSE_CALLS_AFTER_SECONDS": "soon"},
+			wantErr: []string{`read PORT "http": not a port number`, `read DRAIN_DEADLINE_SECONDS "-1": not a positive`, `read CLOSE_CALLS_AFTER_SECONDS "soon": not a positive number`},
 		},
 		{
 			name: "failure switches",

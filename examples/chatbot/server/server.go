@@ -31,6 +31,7 @@ const (
 	goingAwayReason   = "server draining"
 	normalCloseReason = "call ended"
 	hangupMessage     = "hangup"
+	closeEarlyReason  = "closing calls early (CLOSE_CALLS_AFTER_SECONDS)"
 	callWriteTimeout  = 10 * time.Second
 )
 
@@ -70,6 +71,7 @@ type Server struct {
 type call struct {
 	conn   *websocket.Conn // nil until the upgrade completes
 	forced bool            // closed by the server at the drain deadline
+	fault  bool            // closed by the CLOSE_CALLS_AFTER_SECONDS fault
 }
 
 // New returns a Server for opts.

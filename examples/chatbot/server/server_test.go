@@ -99,6 +99,8 @@ type harnessOptions struct {
 	now      func() time.Time
 	env      map[string]string
 	creds    string
+	// closeCallsAfter is the CLOSE_CALLS_AFTER_SECONDS fault.
+	closeCallsAfter time.Duration
 }
 
 func start(t *testing.T, o harnessOptions) *harness {
@@ -112,6 +114,7 @@ func start(t *testing.T, o harnessOptions) *harness {
 		CredsPath:       o.creds,
 		LoggerName:      "pipecat-test",
 		ExpectedEnv:     server.DefaultExpectedEnv(),
+		CloseCallsAfter: o.closeCallsAfter,
 	}
 	if cfg.CredsPath == "" {
 		cfg.CredsPath = filepath.Join(t.TempDir(), "creds.json")
