@@ -4,9 +4,9 @@ go 1.26.1
 
 require (
 	github.com/google/go-containerregistry v0.22.1
+	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2
 	github.com/ringg/ringg-ci/examples/chatbot v0.0.0-00010101000000-000000000000
-	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674
 	github.com/ringg/ringg-ci/tools/testcluster/controlplane v0.0.0-00010101000000-000000000000
 	github.com/sethvargo/go-githubactions v1.3.0
 	golang.org/x/crypto/x509roots/fallback v0.0.0-20261030153154-30a33513ff6d
@@ -114,7 +114,6 @@ require (
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
 	github.com/ringg/ringg-ci/ci v0.0.0-00010101000000-000000000000
-	github.com/ringg/ringg-ci/examples/chatbot v0.0.0-00010101000000-000000000000
 	github.com/sirupsen/logrus v1.9.4 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
