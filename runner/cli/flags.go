@@ -190,3 +190,15 @@ func (r *runner) print(text string, v any) error {
 	_, err := io.WriteString(r.env.Stdout, text)
 	return err
 }
+
+// targets adds the repeatable --target of the verbs that read several
+// targets (status, history).
+func (f flags) targets(names *[]targets.Name) {
+	f.Func(command.TargetName, "target to show, repeatable (default: all of them)", func(s string) error {
+		if _, err := targets.Get(targetName(s)); err != nil {
+			return err
+		}
+		*names = append(*names, targetName(s))
+		return nil
+	})
+}

@@ -208,31 +208,40 @@ func runRollback(ctx context.Context, r *runner, args []string) error {
 func runStatus(ctx context.Context, r *runner, args []string) error {
 	var names []targets.Name
 	f := r.flags(command.Status).target().cluster().output()
-	f.Func(command.TargetName, "target to show, repeatable (default: all of them)", func(s string) error {
-		if _, err := targets.Get(targetName(s)); err != nil {
-			return err
-		}
-		names = append(names, targetName(s))
-		return nil
-	})
+	f.targets(&names)
 	if err := f.parse(args); err != nil {
 		return err
 	}
+	st := &release.StatusReport{}
+	err := r.perCluster(ctx, names, func(c release.Clients, plan pipeline.StatusPlan) error {
+		part, err := (&release.Status{Clients: c, Plan: plan}).Run(ctx)
+		if err == nil {
+			st.Merge(part)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return r.print(st.String(), st)
+}
+
+// perCluster runs read on the named targets (all of them when none is
+// named) through one connection per cluster: staging and production live in
+// different clusters.
+func (r *runner) perCluster(ctx context.Context, names []targets.Name, read func(release.Clients, pipeline.StatusPlan) error) error {
 	var wanted []targets.Target
 	for _, t := range targets.All() {
 		if len(names) == 0 || slices.Contains(names, t.Name) {
 			wanted = append(wanted, t.With(r.overrides))
 		}
 	}
-	// Staging and production live in different clusters: read each cluster's
-	// targets through its own connection.
-	st := &release.StatusReport{}
 	for _, group := range byCluster(wanted) {
-		names := make([]targets.Name, len(group))
+		ns := make([]targets.Name, len(group))
 		for i, t := range group {
-			names[i] = t.Name
+			ns[i] = t.Name
 		}
-		plan, err := pipeline.NewStatus(names, r.overrides)
+		plan, err := pipeline.NewStatus(ns, r.overrides)
 		if err != nil {
 			return err
 		}
@@ -240,13 +249,11 @@ func runStatus(ctx context.Context, r *runner, args []string) error {
 		if err != nil {
 			return err
 		}
-		part, err := (&release.Status{Clients: clients, Plan: plan}).Run(ctx)
-		if err != nil {
+		if err := read(clients, plan); err != nil {
 			return err
 		}
-		st.Merge(part)
 	}
-	return r.print(st.String(), st)
+	return nil
 }
 
 // byCluster groups targets by the cluster they run in, keeping their order.

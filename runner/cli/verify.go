@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -179,13 +178,7 @@ func runHistory(ctx context.Context, r *runner, args []string) error {
 	var names []targets.Name
 	var since time.Duration
 	f := r.flags(command.History).target().cluster().output()
-	f.Func(command.TargetName, "target to show, repeatable (default: all of them)", func(s string) error {
-		if _, err := targets.Get(targetName(s)); err != nil {
-			return err
-		}
-		names = append(names, targetName(s))
-		return nil
-	})
+	f.targets(&names)
 	f.Func(command.Since, "only revisions applied within this long, e.g. 30d or 12h (default: every revision Helm keeps)", func(s string) error {
 		d, err := parseSince(s)
 		since = d
@@ -194,31 +187,16 @@ func runHistory(ctx context.Context, r *runner, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	var wanted []targets.Target
-	for _, t := range targets.All() {
-		if len(names) == 0 || slices.Contains(names, t.Name) {
-			wanted = append(wanted, t.With(r.overrides))
-		}
-	}
 	out := &release.HistoryReport{Since: since}
-	for _, group := range byCluster(wanted) {
-		ns := make([]targets.Name, len(group))
-		for i, t := range group {
-			ns[i] = t.Name
+	err := r.perCluster(ctx, names, func(c release.Clients, plan pipeline.StatusPlan) error {
+		part, err := (&release.History{Clients: c, Plan: plan, Since: since}).Run(ctx)
+		if err == nil {
+			out.Merge(part)
 		}
-		plan, err := pipeline.NewStatus(ns, r.overrides)
-		if err != nil {
-			return err
-		}
-		clients, err := r.clients(ctx, plan.Targets[0])
-		if err != nil {
-			return err
-		}
-		part, err := (&release.History{Clients: clients, Plan: plan, Since: since}).Run(ctx)
-		if err != nil {
-			return err
-		}
-		out.Merge(part)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	return r.print(out.String(), out)
 }
