@@ -1,6 +1,6 @@
 # The test command of README.md. CI (.ci/run) runs `make test` after installing
 # what it needs; it works the same on a laptop with Go 1.26.
-GOTEST  := go test -count=1 -timeout 25m
+GOTEST  := go test -count=1 -timeout 35m
 # The Dagger module's face (dagger.json "source"): a Go module of its own
 # with the Dagger SDK and the code the engine generated for it, committed.
 MODULE  := ci
