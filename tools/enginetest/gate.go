@@ -99,7 +99,7 @@ func (e *env) gateSteps(o options, prod string) []step {
 	g := e.gate
 	image := o.registry + "/enginetest/dv-pipecat"
 	call := func(chart, source string, args ...string) []string {
-		c := []string{"call", "--kubeconfig", "file://" + e.kubeconfig, "--cluster", "tcp://localhost:" + e.port, "--image", image, "--namespace", prod}
+		c := []string{"call", "--kubeconfig", "file://" + e.kubeconfig, "--cluster", "tcp://localhost:" + e.port, "--image-repository", image, "--namespace", prod}
 		if chart != "" {
 			c = append(c, "--chart", chart)
 		}
