@@ -160,12 +160,19 @@ func Calls(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, t targ
 	if err != nil {
 		return report, fmt.Errorf("place synthetic calls on %s: %w", t.Name, err)
 	}
+	// What the app answers is printed: hide the values of its Secrets, as
+	// logs and health do.
+	red, err := redactorFor(ctx, c, t.Namespace, ps)
+	if err != nil {
+		return report, fmt.Errorf("place synthetic calls on %s: %w", t.Name, err)
+	}
 	report.Pods = make([]PodCall, len(ps))
 	each(len(ps), opts.Parallel, func(i int) {
 		p := &ps[i]
 		o := placeCall(ctx, cfg, c, p, opts)
 		pc := judgeCall(o, call)
 		pc.Pod, pc.Ready = p.Name, ready(p)
+		pc.Error, pc.CloseReason = red.Text(pc.Error), red.Text(pc.CloseReason)
 		log.Info("synthetic call", "target", t.Name, "pod", pc.Pod, "handshake", pc.Handshake.Round(time.Millisecond),
 			"first_answer", pc.FirstAnswer.Round(time.Millisecond), "held", pc.Held.Round(time.Millisecond), "error", pc.Error)
 		report.Pods[i] = pc
