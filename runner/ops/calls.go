@@ -156,13 +156,7 @@ func Calls(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, t targ
 	call := opts.Calls
 	report := CallReport{Target: string(t.Name), Namespace: t.Namespace, Selector: Selector(t),
 		Endpoint: fmt.Sprintf(":%d%s", opts.Port, call.Path), Hold: call.Hold.String()}
-	ps, err := pods(ctx, c, t, "")
-	if err != nil {
-		return report, fmt.Errorf("place synthetic calls on %s: %w", t.Name, err)
-	}
-	// What the app answers is printed: hide the values of its Secrets, as
-	// logs and health do.
-	red, err := redactorFor(ctx, c, t.Namespace, ps)
+	ps, red, err := printedPods(ctx, c, t, "")
 	if err != nil {
 		return report, fmt.Errorf("place synthetic calls on %s: %w", t.Name, err)
 	}

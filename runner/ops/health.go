@@ -138,11 +138,7 @@ func Health(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, t tar
 		log = slog.New(slog.DiscardHandler)
 	}
 	report := HealthReport{Target: string(t.Name), Namespace: t.Namespace, Selector: Selector(t), Endpoint: fmt.Sprintf(":%d%s", opts.Port, opts.Path)}
-	ps, err := pods(ctx, c, t, "")
-	if err != nil {
-		return report, fmt.Errorf("check health of %s: %w", t.Name, err)
-	}
-	red, err := redactorFor(ctx, c, t.Namespace, ps)
+	ps, red, err := printedPods(ctx, c, t, "")
 	if err != nil {
 		return report, fmt.Errorf("check health of %s: %w", t.Name, err)
 	}

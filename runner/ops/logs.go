@@ -111,11 +111,7 @@ func Logs(ctx context.Context, c kubernetes.Interface, t targets.Target, opts Lo
 		return LogsReport{}, fmt.Errorf("read logs of %s: since %s is negative: pass a duration such as 10m", t.Name, opts.Since)
 	}
 	report := LogsReport{Target: string(t.Name), Namespace: t.Namespace, Selector: Selector(t), Container: opts.Container}
-	ps, err := pods(ctx, c, t, opts.Pod)
-	if err != nil {
-		return report, fmt.Errorf("read logs of %s: %w", t.Name, err)
-	}
-	red, err := redactorFor(ctx, c, t.Namespace, ps)
+	ps, red, err := printedPods(ctx, c, t, opts.Pod)
 	if err != nil {
 		return report, fmt.Errorf("read logs of %s: %w", t.Name, err)
 	}

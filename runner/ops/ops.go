@@ -107,11 +107,18 @@ func each(n, limit int, f func(i int)) {
 	}
 }
 
-// redactorFor is the redactor of the Secrets the pods load.
-func redactorFor(ctx context.Context, c kubernetes.Interface, namespace string, pods []corev1.Pod) (redact.Redactor, error) {
-	specs := make([]*corev1.PodSpec, len(pods))
-	for i := range pods {
-		specs[i] = &pods[i].Spec
+// printedPods lists a target's pods (or the one named only) with the
+// redactor of the Secrets they load: whatever a verb prints of them (logs,
+// health answers, what a call got back) goes through it.
+func printedPods(ctx context.Context, c kubernetes.Interface, t targets.Target, only string) ([]corev1.Pod, redact.Redactor, error) {
+	ps, err := pods(ctx, c, t, only)
+	if err != nil {
+		return nil, redact.Redactor{}, err
 	}
-	return redact.For(ctx, c, namespace, specs...)
+	specs := make([]*corev1.PodSpec, len(ps))
+	for i := range ps {
+		specs[i] = &ps[i].Spec
+	}
+	red, err := redact.For(ctx, c, t.Namespace, specs...)
+	return ps, red, err
 }
